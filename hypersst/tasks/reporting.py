@@ -1,0 +1,383 @@
+"""Summaries, gap closed, result files and plots for benchmark runs.
+
+A *record* is the dict that one training run returns (see ``hypersst.tasks.hgnn.run_hgnn``).
+The keys used here are ``dataset``, ``task``, ``manifold``, ``curvature``, ``method``,
+``rank`` (None for full-rank runs), ``seed``, ``best_epoch``, ``epochs_run``, ``val`` and
+``test`` (dicts of metric name to value in [0, 1]) and ``history`` (lists ``epoch``,
+``train_loss`` and ``val_metric``).
+
+Gap closed compares SST with the best low-rank baseline at the same rank:
+
+    gap closed = (SST − best of LoRA/ReLoRA*) / (full − best of LoRA/ReLoRA*)
+
+computed on the mean test metric over seeds. It is undefined (NaN, shown as "n/a" with a
+note) when a needed method did not run or when full and the best baseline are equal.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "GapClosed",
+    "TEST_METRICS",
+    "compute_gaps",
+    "format_table",
+    "gap_closed",
+    "plot_curvature",
+    "plot_validation_curves",
+    "summarize",
+    "write_results",
+]
+
+TEST_METRICS = {"nc": ("f1", "accuracy"), "lp": ("roc_auc", "ap")}
+"""Test metrics reported per task, the first one being the headline metric."""
+
+GAP_METRICS = {"nc": ("f1",), "lp": ("roc_auc", "ap")}
+"""Test metrics on which the gap closed is computed, per task."""
+
+METHOD_ORDER = ("full", "lora", "relora", "sst")
+BASELINE_METHODS = ("lora", "relora")
+_GROUP_KEYS = ("dataset", "task", "manifold", "curvature", "method", "rank")
+_SETTING_KEYS = ("dataset", "task", "manifold", "curvature")
+
+
+@dataclass(frozen=True)
+class GapClosed:
+    """Gap closed by SST for one setting and metric.
+
+    Attributes:
+        value: the fraction of the full-vs-baseline gap that SST closes; NaN when undefined.
+        note: why the value is undefined or unusual; empty when there is nothing to say.
+        best_baseline: the method (``"lora"`` or ``"relora"``) with the best mean, or None.
+    """
+
+    value: float
+    note: str = ""
+    best_baseline: str | None = None
+
+
+def gap_closed(full: float | None, baselines: dict[str, float], sst: float | None) -> GapClosed:
+    """Compute (SST − best baseline) / (full − best baseline) from mean metrics.
+
+    Higher metrics are assumed better. The denominator counts as zero when it is below
+    1e-12 times the metric's magnitude, so rounding noise in equal means never produces
+    a huge ratio.
+
+    Args:
+        full: mean metric of full-rank training, or None if it did not run.
+        baselines: mean metric per low-rank baseline that ran, e.g. ``{"lora": 0.7}``.
+        sst: mean metric of SST, or None if it did not run.
+
+    Returns:
+        A :class:`GapClosed`; its value is NaN with a note when a method is missing or the
+        denominator is zero.
+    """
+    present = {name: value for name, value in baselines.items() if value is not None}
+    missing = []
+    if full is None:
+        missing.append("full")
+    if not present:
+        missing.append("lora or relora")
+    if sst is None:
+        missing.append("sst")
+    if missing:
+        return GapClosed(math.nan, f"n/a: needs {', '.join(missing)}")
+    values = [full, sst, *present.values()]
+    if not all(math.isfinite(v) for v in values):
+        return GapClosed(math.nan, "n/a: a mean metric is not finite")
+
+    best_name = max(present, key=present.get)
+    best = present[best_name]
+    denominator = full - best
+    if abs(denominator) <= 1e-12 * max(1.0, abs(full)):
+        return GapClosed(math.nan, f"n/a: full and {best_name} have the same mean, so there is no gap to close", best_name)
+    value = (sst - best) / denominator
+    note = ""
+    if denominator < 0:
+        note = f"{best_name} beats full, so the sign of the gap is reversed"
+    elif value > 1:
+        note = "SST beats full"
+    return GapClosed(value, note, best_name)
+
+
+def _group_key(record: dict, keys: Sequence[str]) -> tuple:
+    return tuple(record.get(key) for key in keys)
+
+
+def summarize(records: Iterable[dict]) -> list[dict]:
+    """Aggregate run records into mean ± std over seeds.
+
+    The standard deviation is the sample one (ddof=1); it is None for a single seed.
+
+    Args:
+        records: run records.
+
+    Returns:
+        One dict per (dataset, task, manifold, curvature, method, rank) with the group
+        keys, ``seeds`` (list of int) and ``test`` / ``val``: metric name ->
+        ``{"mean": float, "std": float | None}``.
+    """
+    groups: dict[tuple, list[dict]] = {}
+    for record in records:
+        groups.setdefault(_group_key(record, _GROUP_KEYS), []).append(record)
+
+    rows = []
+    for key, members in groups.items():
+        row = dict(zip(_GROUP_KEYS, key))
+        row["seeds"] = sorted(member["seed"] for member in members)
+        for split in ("val", "test"):
+            row[split] = {}
+            for name in members[0][split]:
+                values = np.array([member[split][name] for member in members], dtype=np.float64)
+                std = float(values.std(ddof=1)) if values.size > 1 else None
+                row[split][name] = {"mean": float(values.mean()), "std": std}
+        rows.append(row)
+    rows.sort(key=_summary_sort_key)
+    return rows
+
+
+def _summary_sort_key(row: dict) -> tuple:
+    method = row["method"]
+    method_index = METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER)
+    return (
+        str(row["dataset"]),
+        str(row["task"]),
+        str(row["manifold"]),
+        row["curvature"] if row["curvature"] is not None else math.nan,
+        row["rank"] if row["rank"] is not None else -1,
+        method_index,
+    )
+
+
+def _test_mean(row: dict | None, metric: str) -> float | None:
+    return None if row is None else row["test"][metric]["mean"]
+
+
+def compute_gaps(summary: Sequence[dict]) -> list[dict]:
+    """Compute the gap closed for every setting and rank that has an SST row.
+
+    Full-rank rows have no rank and serve every rank of their setting.
+
+    Args:
+        summary: output of :func:`summarize`.
+
+    Returns:
+        One dict per (setting, rank) with the setting keys, ``rank``, ``metric``,
+        ``value`` (NaN when undefined), ``note`` and ``best_baseline``.
+    """
+    by_setting: dict[tuple, list[dict]] = {}
+    for row in summary:
+        by_setting.setdefault(_group_key(row, _SETTING_KEYS), []).append(row)
+
+    gaps = []
+    for setting, rows in by_setting.items():
+        full_rows = [row for row in rows if row["method"] == "full"]
+        full = full_rows[0] if full_rows else None
+        ranks = sorted({row["rank"] for row in rows if row["method"] == "sst"})
+        for rank in ranks:
+            at_rank = {row["method"]: row for row in rows if row["rank"] == rank}
+            task = setting[1]
+            for metric in GAP_METRICS[task]:
+                result = gap_closed(
+                    _test_mean(full, metric),
+                    {name: _test_mean(at_rank.get(name), metric) for name in BASELINE_METHODS},
+                    _test_mean(at_rank.get("sst"), metric),
+                )
+                gap = dict(zip(_SETTING_KEYS, setting))
+                gap.update(rank=rank, metric=metric, value=result.value, note=result.note, best_baseline=result.best_baseline)
+                gaps.append(gap)
+    return gaps
+
+
+def _format_mean_std(entry: dict) -> str:
+    text = f"{100 * entry['mean']:.2f}"
+    if entry["std"] is None:
+        return text + " ± n/a"
+    return text + f" ± {100 * entry['std']:.2f}"
+
+
+def format_table(summary: Sequence[dict], gaps: Sequence[dict] = ()) -> str:
+    """Render the summary and the gap closed as a plain-text table (metrics in %).
+
+    Args:
+        summary: output of :func:`summarize`.
+        gaps: output of :func:`compute_gaps`.
+
+    Returns:
+        The table as one string.
+    """
+    header = ["dataset", "task", "manifold", "curvature", "method", "rank", "seeds", "test metrics (mean ± std, %)"]
+    lines = []
+    for row in summary:
+        metrics = ", ".join(f"{name} {_format_mean_std(entry)}" for name, entry in row["test"].items())
+        rank = "-" if row["rank"] is None else str(row["rank"])
+        curvature = "-" if row["curvature"] is None else f"{row['curvature']:g}"
+        lines.append([row["dataset"], row["task"], row["manifold"], curvature, row["method"], rank, str(len(row["seeds"])), metrics])
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *lines)] if lines else [len(h) for h in header]
+    text = [" | ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [header, *lines]]
+    text.insert(1, "-+-".join("-" * width for width in widths))
+
+    if gaps:
+        text.append("")
+        text.append("gap closed = (SST - best of LoRA/ReLoRA*) / (full - best of LoRA/ReLoRA*), on mean test metrics")
+        for gap in gaps:
+            value = "n/a" if math.isnan(gap["value"]) else f"{100 * gap['value']:.1f} %"
+            curvature = "" if gap["curvature"] is None else f" curvature {gap['curvature']:g}"
+            where = f"{gap['dataset']} {gap['task']} {gap['manifold']}{curvature} rank {gap['rank']} {gap['metric']}"
+            note = f" ({gap['note']})" if gap["note"] else ""
+            text.append(f"  {where}: {value}{note}")
+    return "\n".join(text)
+
+
+def _json_safe(value):
+    """Replace NaN and Inf by None, since JSON has no literal for them."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(key): _json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
+    if isinstance(value, (np.floating, np.integer)):
+        return _json_safe(value.item())
+    return value
+
+
+def write_results(out_dir: str | Path, records: Sequence[dict], summary: Sequence[dict], gaps: Sequence[dict], config: dict) -> dict[str, Path]:
+    """Write ``results.json`` (everything) and ``results.csv`` (one row per run).
+
+    Args:
+        out_dir: output folder, created if missing.
+        records: run records, including their histories.
+        summary: output of :func:`summarize`.
+        gaps: output of :func:`compute_gaps`.
+        config: the command configuration to store next to the results.
+
+    Returns:
+        ``{"json": path, "csv": path}``.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path = out_dir / "results.json"
+    payload = {"config": config, "runs": list(records), "summary": list(summary), "gap_closed": list(gaps)}
+    json_path.write_text(json.dumps(_json_safe(payload), indent=2) + "\n")
+
+    csv_path = out_dir / "results.csv"
+    metric_names = sorted({f"{split}_{name}" for record in records for split in ("val", "test") for name in record[split]})
+    columns = [*_GROUP_KEYS, "seed", "protocol", "features", "best_epoch", "epochs_run", "trainable_parameters", "seconds", *metric_names]
+    with csv_path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        for record in records:
+            row = {key: record.get(key) for key in columns}
+            for split in ("val", "test"):
+                for name, value in record[split].items():
+                    row[f"{split}_{name}"] = value
+            row["rank"] = "" if record.get("rank") is None else record["rank"]
+            writer.writerow(row)
+    return {"json": json_path, "csv": csv_path}
+
+
+def _label(record_or_row: dict, with_curvature: bool) -> str:
+    label = record_or_row["method"]
+    if record_or_row.get("rank") is not None:
+        label += f" r={record_or_row['rank']}"
+    if with_curvature and record_or_row.get("curvature") is not None:
+        label += f" {record_or_row['manifold']} k={record_or_row['curvature']:g}"
+    return label
+
+
+def plot_validation_curves(records: Sequence[dict], path: str | Path, *, with_curvature: bool = False) -> Path:
+    """Plot the validation selection metric against the epoch, one line per method.
+
+    Each line is the mean over seeds of the runs that reached that epoch (early
+    stopping ends seeds at different epochs). One panel per dataset and task.
+
+    Args:
+        records: run records with ``history``.
+        path: PNG path to write.
+        with_curvature: add manifold and curvature to the line labels.
+
+    Returns:
+        The written path.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels: dict[tuple, dict[str, list[dict]]] = {}
+    for record in records:
+        panel = panels.setdefault((record["dataset"], record["task"]), {})
+        panel.setdefault(_label(record, with_curvature), []).append(record)
+
+    figure, axes = plt.subplots(1, max(1, len(panels)), figsize=(6 * max(1, len(panels)), 4), squeeze=False)
+    for axis, ((dataset, task), lines) in zip(axes[0], sorted(panels.items())):
+        for label, members in lines.items():
+            length = max(len(member["history"]["val_metric"]) for member in members)
+            curve = np.full((len(members), length), np.nan)
+            for index, member in enumerate(members):
+                values = member["history"]["val_metric"]
+                curve[index, : len(values)] = values
+            counts = np.sum(~np.isnan(curve), axis=0)
+            mean = np.nansum(curve, axis=0) / np.maximum(counts, 1)
+            axis.plot(np.arange(1, length + 1), mean, label=label)
+        axis.set_title(f"{dataset} {task.upper()}")
+        axis.set_xlabel("epoch")
+        axis.set_ylabel("val F1" if task == "nc" else "val mean(ROC-AUC, AP)")
+        axis.legend(fontsize="small")
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
+def plot_curvature(summary: Sequence[dict], path: str | Path) -> Path:
+    """Plot the mean ± std headline test metric against curvature, one line per manifold and method.
+
+    Args:
+        summary: output of :func:`summarize` over runs with a curvature.
+        path: PNG path to write.
+
+    Returns:
+        The written path.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels: dict[tuple, dict[str, list[dict]]] = {}
+    for row in summary:
+        panel = panels.setdefault((row["dataset"], row["task"]), {})
+        label = f"{row['manifold']} {row['method']}" + ("" if row["rank"] is None else f" r={row['rank']}")
+        panel.setdefault(label, []).append(row)
+
+    figure, axes = plt.subplots(1, max(1, len(panels)), figsize=(6 * max(1, len(panels)), 4), squeeze=False)
+    for axis, ((dataset, task), lines) in zip(axes[0], sorted(panels.items())):
+        metric = TEST_METRICS[task][0]
+        for label, rows in lines.items():
+            rows = sorted(rows, key=lambda row: row["curvature"])
+            x = [row["curvature"] for row in rows]
+            mean = np.array([row["test"][metric]["mean"] for row in rows])
+            std = np.array([row["test"][metric]["std"] or 0.0 for row in rows])
+            axis.errorbar(x, mean, yerr=std, marker="o", capsize=3, label=label)
+        axis.set_title(f"{dataset} {task.upper()}")
+        axis.set_xlabel("curvature parameter (Lorentz k, or Poincaré kappa)")
+        axis.set_ylabel(f"test {metric}")
+        axis.legend(fontsize="small")
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
