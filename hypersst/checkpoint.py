@@ -1,0 +1,91 @@
+"""Atomic training checkpoints that resume a run exactly."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, Optional, Union
+
+import torch
+
+__all__ = ["load_checkpoint", "save_checkpoint"]
+
+PathLike = Union[str, os.PathLike]
+
+
+def save_checkpoint(
+    path: PathLike,
+    model: torch.nn.Module,
+    optimizer: Optional[torch.optim.Optimizer] = None,
+    scheduler: Any = None,
+    *,
+    extra: Optional[Dict[str, Any]] = None,
+) -> Path:
+    """Write the model, optimizer and scheduler state to ``path`` atomically.
+
+    The state is written to a temporary file in the same folder, flushed to disk and then renamed over
+    ``path``, so an interrupted save leaves the previous checkpoint intact.
+
+    Args:
+        path: destination file.
+        model: module whose ``state_dict`` is saved.
+        optimizer: optimizer whose state is saved, if any.
+        scheduler: object with ``state_dict()`` (e.g. :class:`hypersst.SSTScheduler`), if any.
+        extra: further tensors or plain values (numbers, strings, lists, dicts), such as the epoch or
+            the torch RNG state.
+
+    Returns:
+        The path written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "extra": extra or {},
+    }
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            torch.save(payload, stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+    return path
+
+
+def load_checkpoint(
+    path: PathLike,
+    model: torch.nn.Module,
+    optimizer: Optional[torch.optim.Optimizer] = None,
+    scheduler: Any = None,
+    *,
+    map_location: Any = None,
+) -> Dict[str, Any]:
+    """Restore a checkpoint written by :func:`save_checkpoint` and return its ``extra`` values.
+
+    Build the model, optimizer and scheduler exactly as for the original run before calling this.
+
+    Raises:
+        FileNotFoundError: if ``path`` does not exist.
+        ValueError: if an optimizer or scheduler is passed but the checkpoint holds no state for it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} not found")
+    # weights_only=True refuses arbitrary pickled objects; every state above is tensors and plain values.
+    payload = torch.load(path, map_location=map_location, weights_only=True)
+    model.load_state_dict(payload["model"])
+    for label, target in (("optimizer", optimizer), ("scheduler", scheduler)):
+        if target is None:
+            continue
+        if payload[label] is None:
+            raise ValueError(f"checkpoint {str(path)!r} holds no {label} state; pass {label}=None to skip it")
+        target.load_state_dict(payload[label])
+    return payload["extra"]

@@ -1,0 +1,193 @@
+"""The scheduler that drives every periodic low-rank method in a model."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, List, Tuple
+
+import torch
+from torch import nn
+
+from hypersst.config import SSTConfig
+from hypersst.spectral.functional import sample_active_indices
+from hypersst.spectral.layer import SSTLinear
+
+__all__ = ["SSTScheduler"]
+
+
+def _relora_class():
+    # Imported lazily because hypersst.lowrank imports the spectral layer.
+    from hypersst.lowrank import ReLoRALinear
+
+    return ReLoRALinear
+
+
+def _reset_state(optimizer: torch.optim.Optimizer, param: torch.Tensor, index=None) -> None:
+    from hypersst.lowrank.optim_state import reset_optimizer_state
+
+    reset_optimizer_state(optimizer, param, index=index, dim=0)
+
+
+class SSTScheduler:
+    """Resample, swap, re-factorize and warm up the SST and ReLoRA* layers of a model.
+
+    Call :meth:`step` once after every ``optimizer.step()``. The scheduler then
+
+    * clamps the singular values of every :class:`~hypersst.SSTLinear` at zero and renormalizes its
+      active singular vectors;
+    * at the end of each iteration (``config.steps_per_iteration`` steps): re-factorizes by SVD every SST
+      layer whose round ends (resetting that layer's optimizer state), draws a new active set for every
+      SST layer, swaps it in and resets the optimizer state of the swapped vectors only; and merges and
+      resets every ReLoRA* layer together with its optimizer state;
+    * scales each parameter group's learning rate by the warm-up factor ``min(1, (t + 1) / warmup_steps)``,
+      where ``t`` counts the steps since the iteration began.
+
+    All work due at an iteration boundary happens inside the :meth:`step` call that ends the iteration,
+    so the state of swapped or reset parameters is already zero when it returns. The first active set is
+    drawn when the scheduler is built.
+
+    The scheduler owns the learning rate of every group: it stores the learning rates it finds at
+    construction as base rates and writes ``base * factor`` after each step. To combine SST with another
+    learning-rate schedule, build the config with ``warmup_steps=0``.
+
+    Args:
+        model: a module that contains SST or ReLoRA* layers (see :func:`hypersst.apply_lowrank`).
+        optimizer: the optimizer that trains ``model``; it must hold every trainable parameter of those
+            layers.
+        config: schedule and sampling options.
+
+    Raises:
+        ValueError: if the model has no SST or ReLoRA* layer, or the optimizer lacks one of their
+            parameters.
+    """
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, config: SSTConfig) -> None:
+        if not isinstance(config, SSTConfig):
+            raise TypeError(f"SSTScheduler: config must be an SSTConfig, got {type(config).__name__}")
+        self.optimizer = optimizer
+        self.config = config
+        relora_cls = _relora_class()
+        self.sst_layers: List[Tuple[str, SSTLinear]] = []
+        self.relora_layers: List[Tuple[str, nn.Module]] = []
+        for name, module in model.named_modules():
+            if isinstance(module, SSTLinear):
+                self.sst_layers.append((name or "<root>", module))
+            elif isinstance(module, relora_cls):
+                self.relora_layers.append((name or "<root>", module))
+        if not self.sst_layers and not self.relora_layers:
+            raise ValueError(
+                "SSTScheduler: the model contains no SSTLinear or ReLoRALinear layer; convert it first with "
+                "hypersst.apply_lowrank(model, 'sst', rank) or apply_lowrank(model, 'relora', rank)."
+            )
+        self._check_optimizer_holds_parameters()
+
+        self.generator = torch.Generator(device="cpu")
+        self.generator.manual_seed(config.seed)
+        self.step_count = 0
+        self.iteration = 0
+        self.base_lrs = [group["lr"] for group in optimizer.param_groups]
+        for name, layer in self.sst_layers:
+            self._resample(name, layer)
+        self._apply_lr_factor()
+
+    # ------------------------------------------------------------------ checks
+    def _check_optimizer_holds_parameters(self) -> None:
+        held = {id(p) for group in self.optimizer.param_groups for p in group["params"]}
+        for name, module in self.sst_layers + self.relora_layers:
+            for param_name, param in module.named_parameters(recurse=False):
+                if param.requires_grad and id(param) not in held:
+                    raise ValueError(
+                        f"SSTScheduler: the optimizer does not hold parameter '{param_name}' of layer '{name}'. "
+                        "Build the optimizer after converting the model, from model.parameters()."
+                    )
+
+    # ------------------------------------------------------------------ schedule arithmetic
+    def iterations_per_round(self, layer: SSTLinear) -> int:
+        """Return the number of iterations between two re-SVDs of ``layer``."""
+        if self.config.iterations_per_round is not None:
+            return self.config.iterations_per_round
+        return math.ceil(layer.num_triplets / layer.rank)
+
+    def warmup_factor(self) -> float:
+        """Return the learning-rate factor for the next optimizer step."""
+        warmup = self.config.warmup_steps
+        if warmup == 0:
+            return 1.0
+        position = self.step_count % self.config.steps_per_iteration
+        return min(1.0, (position + 1) / warmup)
+
+    def _apply_lr_factor(self) -> None:
+        factor = self.warmup_factor()
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+            group["lr"] = base * factor
+
+    # ------------------------------------------------------------------ boundary work
+    def _resample(self, name: str, layer: SSTLinear) -> None:
+        indices = sample_active_indices(
+            layer.S,
+            layer.rank,
+            sampling=self.config.sampling,
+            generator=self.generator,
+            name=name,
+        )
+        changed = layer.swap_(indices, name=name)
+        if changed.numel():
+            for param in layer.trainable_vector_parameters():
+                _reset_state(self.optimizer, param, index=changed)
+
+    def _resvd(self, name: str, layer: SSTLinear) -> None:
+        layer.resvd_(name=name)
+        for param in (layer.S, *layer.trainable_vector_parameters()):
+            _reset_state(self.optimizer, param)
+
+    def _end_iteration(self) -> None:
+        self.iteration += 1
+        for name, layer in self.relora_layers:
+            layer.merge_and_reset_(self.optimizer, generator=self.generator)
+        for name, layer in self.sst_layers:
+            if self.iteration % self.iterations_per_round(layer) == 0:
+                self._resvd(name, layer)
+            self._resample(name, layer)
+
+    def step(self) -> None:
+        """Advance the schedule by one optimizer step."""
+        for _, layer in self.sst_layers:
+            layer.post_step_()
+        self.step_count += 1
+        if self.step_count % self.config.steps_per_iteration == 0:
+            self._end_iteration()
+        self._apply_lr_factor()
+
+    # ------------------------------------------------------------------ checkpointing
+    def state_dict(self) -> Dict[str, Any]:
+        """Return the scheduler state; with the model's and the optimizer's it resumes a run exactly."""
+        return {
+            "step_count": self.step_count,
+            "iteration": self.iteration,
+            "base_lrs": list(self.base_lrs),
+            "generator_state": self.generator.get_state(),
+            "config": self.config.to_dict(),
+        }
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        """Restore a state from :meth:`state_dict`.
+
+        Raises:
+            ValueError: if the saved configuration differs from this scheduler's.
+        """
+        saved = state["config"]
+        if saved != self.config.to_dict():
+            raise ValueError(
+                f"SSTScheduler: the checkpoint was written with config {saved}, but this scheduler uses "
+                f"{self.config.to_dict()}; build the scheduler with the saved SSTConfig(**config)."
+            )
+        if len(state["base_lrs"]) != len(self.optimizer.param_groups):
+            raise ValueError(
+                f"SSTScheduler: the checkpoint has {len(state['base_lrs'])} learning rates but the optimizer "
+                f"has {len(self.optimizer.param_groups)} parameter groups"
+            )
+        self.step_count = int(state["step_count"])
+        self.iteration = int(state["iteration"])
+        self.base_lrs = list(state["base_lrs"])
+        self.generator.set_state(state["generator_state"])
+        self._apply_lr_factor()

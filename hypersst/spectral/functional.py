@@ -1,0 +1,184 @@
+"""Functional kernels of Sparse Spectral Training: sampling, the spectral product and SVD."""
+
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "sample_active_indices",
+    "sampling_probabilities",
+    "spectral_linear",
+    "svd_factors",
+]
+
+
+def _check_finite_weights(S: Tensor, name: str) -> None:
+    if not torch.isfinite(S).all():
+        bad = S[~torch.isfinite(S)][:4].tolist()
+        raise ValueError(
+            f"{name}: singular values contain NaN or Inf (for example {bad}); the layer diverged. "
+            "Lower the learning rate or restore the last checkpoint."
+        )
+
+
+def sampling_probabilities(S: Tensor, *, sampling: str = "mixed", name: str = "layer") -> Tensor:
+    """Compute the probability of drawing each singular triplet.
+
+    ``"mixed"`` returns ``p_i = (1/k + w_i / sum(w)) / 2`` and ``"proportional"`` returns
+    ``w_i / sum(w)``, where ``w_i = max(s_i, 0)``: a negative singular value carries no weight. When every
+    weight is zero both rules fall back to the uniform distribution.
+
+    Args:
+        S: singular values, shape ``(k,)``.
+        sampling: ``"mixed"`` or ``"proportional"``.
+        name: layer name used in error messages.
+
+    Returns:
+        A float64 CPU tensor of shape ``(k,)`` that sums to one.
+
+    Raises:
+        ValueError: if ``S`` holds NaN or Inf, or ``sampling`` is unknown.
+    """
+    if sampling not in ("mixed", "proportional"):
+        raise ValueError(f"{name}: sampling must be 'mixed' or 'proportional', got {sampling!r}")
+    _check_finite_weights(S, name)
+    weights = S.detach().to(device="cpu", dtype=torch.float64).clamp_min(0.0)
+    k = weights.numel()
+    total = weights.sum()
+    uniform = torch.full_like(weights, 1.0 / k)
+    if total <= 0:
+        return uniform
+    proportional = weights / total
+    if sampling == "proportional":
+        return proportional
+    return 0.5 * (uniform + proportional)
+
+
+def sample_active_indices(
+    S: Tensor,
+    rank: int,
+    *,
+    sampling: str = "mixed",
+    generator: Optional[torch.Generator] = None,
+    name: str = "layer",
+) -> Tensor:
+    """Draw ``rank`` distinct triplet indices without replacement, weighted by singular value.
+
+    Indices with zero probability are never drawn while at least ``rank`` indices have positive
+    probability. With ``sampling="proportional"`` fewer than ``rank`` singular values may be positive;
+    then every positive index is taken and the remaining slots are filled uniformly at random from the
+    zero-weight indices, so the layer still trains ``rank`` triplets.
+
+    Args:
+        S: singular values, shape ``(k,)``.
+        rank: number of indices to draw, ``1 <= rank <= k``.
+        sampling: ``"mixed"`` or ``"proportional"`` (see :func:`sampling_probabilities`).
+        generator: CPU generator that makes the draw reproducible.
+        name: layer name used in error messages.
+
+    Returns:
+        Sorted ``int64`` tensor of ``rank`` distinct indices, on the device of ``S``.
+    """
+    k = S.numel()
+    if not 1 <= rank <= k:
+        raise ValueError(f"{name}: cannot draw rank={rank} triplets from k={k} singular values")
+    probs = sampling_probabilities(S, sampling=sampling, name=name)
+    positive = torch.nonzero(probs > 0).flatten()
+    if positive.numel() >= rank:
+        drawn = torch.multinomial(probs, rank, replacement=False, generator=generator)
+    else:
+        zero = torch.nonzero(probs <= 0).flatten()
+        order = torch.randperm(zero.numel(), generator=generator)
+        drawn = torch.cat([positive, zero[order[: rank - positive.numel()]]])
+    return torch.sort(drawn).values.to(S.device)
+
+
+class _SpectralLinearFunction(torch.autograd.Function):
+    """``y = x Vh^T diag(S) U^T`` with gradients only for ``S`` and the active triplets."""
+
+    @staticmethod
+    def forward(ctx, x, U_buffer, Vh_buffer, Ut_active, Vh_active, S, indices, enhanced):
+        U = U_buffer.index_copy(1, indices, Ut_active.detach().t())
+        Vh = Vh_buffer.index_copy(0, indices, Vh_active.detach())
+        x2 = x.reshape(-1, x.shape[-1])
+        projected = x2 @ Vh.t()  # (B, k): coordinates of x in the right singular basis
+        scaled = projected * S
+        out = scaled @ U.t()
+        ctx.save_for_backward(x2, U, Vh, S, projected, indices)
+        ctx.enhanced = enhanced
+        ctx.input_shape = x.shape
+        return out.reshape(*x.shape[:-1], U.shape[0])
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):
+        x2, U, Vh, S, projected, indices = ctx.saved_tensors
+        grad2 = grad_out.reshape(-1, U.shape[0])
+        grad_left = grad2 @ U  # (B, k): row b is U^T dL/dy_b
+        grad_x = grad_S = grad_Ut = grad_Vh = None
+        if ctx.needs_input_grad[5]:
+            grad_S = (grad_left * projected).sum(0)
+        if ctx.needs_input_grad[0]:
+            grad_x = ((grad_left * S) @ Vh).reshape(ctx.input_shape)
+        if ctx.needs_input_grad[3]:
+            # Column i of dL/dU is G v_i s_i with G = dL/dW; the enhanced rule drops the factor s_i.
+            right = projected.index_select(1, indices)
+            if not ctx.enhanced:
+                right = right * S.index_select(0, indices)
+            grad_Ut = right.t() @ grad2
+        if ctx.needs_input_grad[4]:
+            left = grad_left.index_select(1, indices)
+            if not ctx.enhanced:
+                left = left * S.index_select(0, indices)
+            grad_Vh = left.t() @ x2
+        return grad_x, None, None, grad_Ut, grad_Vh, grad_S, None, None
+
+
+def spectral_linear(
+    x: Tensor,
+    U_buffer: Tensor,
+    Vh_buffer: Tensor,
+    Ut_active: Tensor,
+    Vh_active: Tensor,
+    S: Tensor,
+    indices: Tensor,
+    *,
+    enhanced: bool = True,
+) -> Tensor:
+    """Apply ``W = U diag(S) Vh`` to ``x`` with the active triplets taken from their parameters.
+
+    The gradient of ``S`` is the true gradient ``diag(U^T G V)``. The active vectors receive
+    ``G v_i`` and ``G^T u_i`` when ``enhanced`` is set, and ``s_i G v_i``, ``s_i G^T u_i`` (the true
+    gradient) otherwise. The frozen columns of the buffers receive no gradient and cost no backward work.
+
+    Shapes:
+        - x: ``(..., in)``; U_buffer: ``(out, k)``; Vh_buffer: ``(k, in)``; S: ``(k,)``
+        - Ut_active: ``(r, out)`` (active columns of U, transposed); Vh_active: ``(r, in)``
+        - indices: ``(r,)`` positions of the active triplets; output: ``(..., out)``
+    """
+    return _SpectralLinearFunction.apply(x, U_buffer, Vh_buffer, Ut_active, Vh_active, S, indices, enhanced)
+
+
+def svd_factors(weight: Tensor, *, name: str = "layer") -> Tuple[Tensor, Tensor, Tensor]:
+    """Compute the thin SVD ``weight = U diag(S) Vh`` in float32 or wider and cast back.
+
+    Raises:
+        ValueError: if ``weight`` holds NaN or Inf.
+        RuntimeError: if the SVD does not converge or returns non-finite factors.
+    """
+    if not torch.isfinite(weight).all():
+        raise ValueError(
+            f"{name}: weight contains NaN or Inf, so it cannot be factorized; "
+            "restore a finite checkpoint or lower the learning rate."
+        )
+    compute_dtype = torch.promote_types(weight.dtype, torch.float32)
+    try:
+        U, S, Vh = torch.linalg.svd(weight.to(compute_dtype), full_matrices=False)
+    except RuntimeError as error:  # torch raises torch.linalg.LinAlgError, a RuntimeError subclass
+        raise RuntimeError(f"{name}: SVD of the {tuple(weight.shape)} weight failed: {error}") from error
+    if not (torch.isfinite(U).all() and torch.isfinite(S).all() and torch.isfinite(Vh).all()):
+        raise RuntimeError(f"{name}: SVD of the {tuple(weight.shape)} weight returned non-finite factors")
+    return U.to(weight.dtype), S.to(weight.dtype), Vh.to(weight.dtype)
