@@ -60,6 +60,17 @@ def save_checkpoint(
     return path
 
 
+def _restore_integer_steps(optimizer: torch.optim.Optimizer, saved: Dict[str, Any]) -> None:
+    # torch's Optimizer.load_state_dict turns an integer "step" (as geoopt's RiemannianAdam keeps it)
+    # into a float32 tensor, which changes Adam's bias correction in the last bits. Put the ints back so
+    # that a resumed run matches the uninterrupted one exactly.
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    for position, entry in saved["state"].items():
+        step = entry.get("step")
+        if isinstance(step, int) and not isinstance(step, bool):
+            optimizer.state[params[position]]["step"] = step
+
+
 def load_checkpoint(
     path: PathLike,
     model: torch.nn.Module,
@@ -88,4 +99,6 @@ def load_checkpoint(
         if payload[label] is None:
             raise ValueError(f"checkpoint {str(path)!r} holds no {label} state; pass {label}=None to skip it")
         target.load_state_dict(payload[label])
+    if optimizer is not None:
+        _restore_integer_steps(optimizer, payload["optimizer"])
     return payload["extra"]

@@ -17,7 +17,7 @@ __all__ = ["SSTScheduler"]
 
 def _relora_class():
     # Imported lazily because hypersst.lowrank imports the spectral layer.
-    from hypersst.lowrank import ReLoRALinear
+    from hypersst.lowrank.lora import ReLoRALinear
 
     return ReLoRALinear
 

@@ -1,0 +1,50 @@
+import pytest
+import torch
+from torch import nn
+
+from hypersst.checkpoint import load_checkpoint, save_checkpoint
+
+
+def test_round_trip_restores_model_and_optimizer(tmp_path):
+    torch.manual_seed(0)
+    model = nn.Linear(4, 3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
+    model(torch.randn(2, 4)).sum().backward()
+    optimizer.step()
+    save_checkpoint(tmp_path / "ckpt.pt", model, optimizer, extra={"epoch": 3})
+
+    clone = nn.Linear(4, 3)
+    clone_optimizer = torch.optim.Adam(clone.parameters(), lr=0.5)
+    extra = load_checkpoint(tmp_path / "ckpt.pt", clone, clone_optimizer)
+    assert extra == {"epoch": 3}
+    assert torch.equal(clone.weight, model.weight)
+    assert clone_optimizer.param_groups[0]["lr"] == 0.1
+    assert torch.equal(clone_optimizer.state[clone.weight]["exp_avg"], optimizer.state[model.weight]["exp_avg"])
+
+
+def test_failed_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
+    model = nn.Linear(2, 2)
+    path = save_checkpoint(tmp_path / "ckpt.pt", model)
+    previous = path.read_bytes()
+
+    def broken_save(obj, stream):
+        stream.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(path, nn.Linear(2, 2))
+    assert path.read_bytes() == previous
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"], "the temporary file must be removed"
+
+
+def test_missing_checkpoint_raises(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.pt' not found"):
+        load_checkpoint(tmp_path / "missing.pt", nn.Linear(2, 2))
+
+
+def test_checkpoint_without_optimizer_state_raises(tmp_path):
+    model = nn.Linear(2, 2)
+    save_checkpoint(tmp_path / "ckpt.pt", model)
+    with pytest.raises(ValueError, match="holds no optimizer state"):
+        load_checkpoint(tmp_path / "ckpt.pt", model, torch.optim.SGD(model.parameters(), lr=0.1))

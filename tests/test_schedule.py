@@ -1,0 +1,180 @@
+import geoopt
+import pytest
+import torch
+from torch import nn
+
+from hypersst import SSTConfig, SSTLinear, SSTScheduler
+from hypersst.checkpoint import load_checkpoint, save_checkpoint
+
+
+def _model(dtype=torch.float64, seed=0, vector_geometry="euclidean"):
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        SSTLinear(12, 10, 3, vector_geometry=vector_geometry, dtype=dtype),
+        nn.Tanh(),
+        SSTLinear(10, 6, 2, vector_geometry=vector_geometry, dtype=dtype),
+    )
+
+
+def _batch(step, dtype=torch.float64):
+    generator = torch.Generator().manual_seed(1000 + step)
+    x = torch.randn(16, 12, generator=generator, dtype=dtype)
+    return x, torch.randn(16, 6, generator=generator, dtype=dtype)
+
+
+def _train(model, optimizer, scheduler, steps, start=0):
+    for step in range(start, start + steps):
+        x, y = _batch(step, model[0].S.dtype)
+        optimizer.zero_grad()
+        nn.functional.mse_loss(model(x), y).backward()
+        optimizer.step()
+        scheduler.step()
+
+
+OPTIMIZERS = {
+    "adam": lambda params: torch.optim.Adam(params, lr=1e-2),
+    "adamw": lambda params: torch.optim.AdamW(params, lr=1e-2, weight_decay=0.1),
+    "sgd_momentum": lambda params: torch.optim.SGD(params, lr=1e-2, momentum=0.9),
+    "riemannian_adam": lambda params: geoopt.optim.RiemannianAdam(params, lr=1e-2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_swap_zeroes_state_of_swapped_vectors_only(name):
+    model = _model()
+    optimizer = OPTIMIZERS[name](model.parameters())
+    config = SSTConfig(rank=3, steps_per_iteration=4, warmup_steps=0, iterations_per_round=100, seed=3)
+    scheduler = SSTScheduler(model, optimizer, config)
+    layer = model[0]
+    for iteration in range(6):
+        _train(model, optimizer, scheduler, 3, start=4 * iteration)
+        old_indices = layer.active_indices.clone()
+        x, y = _batch(99)
+        optimizer.zero_grad()
+        nn.functional.mse_loss(model(x), y).backward()
+        optimizer.step()
+        state_keys = [key for key in optimizer.state[layer.Ut_active] if key != "step"]
+        before = {key: optimizer.state[layer.Ut_active][key].clone() for key in state_keys}
+        S_before = {key: optimizer.state[layer.S][key].clone() for key in state_keys}
+        scheduler.step()  # ends the iteration: resample and swap
+        swapped = ~torch.isin(layer.active_indices, old_indices)
+        for key in state_keys:
+            state = optimizer.state[layer.Ut_active][key]
+            assert (state[swapped] == 0).all(), f"{key} of swapped slots must be zero"
+            assert torch.equal(state[~swapped], before[key][~swapped]), f"{key} of kept slots must be kept"
+            assert torch.equal(optimizer.state[layer.S][key], S_before[key]), "S state must be kept"
+        if swapped.any():
+            return
+    pytest.fail("no iteration swapped any triplet; the test did not exercise the reset")
+
+
+def test_swap_keeps_optimizer_tensors_in_place():
+    model = _model()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    scheduler = SSTScheduler(model, optimizer, SSTConfig(rank=3, steps_per_iteration=2, warmup_steps=0))
+    params_before = [id(p) for group in optimizer.param_groups for p in group["params"]]
+    _train(model, optimizer, scheduler, 6)
+    assert [id(p) for group in optimizer.param_groups for p in group["params"]] == params_before
+    assert [id(p) for p in model.parameters()] == params_before
+
+
+def test_round_end_resvd_restores_orthogonality_and_keeps_outputs():
+    model = _model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.2)
+    config = SSTConfig(rank=3, steps_per_iteration=3, iterations_per_round=2, warmup_steps=0)
+    scheduler = SSTScheduler(model, optimizer, config)
+    layer = model[0]
+    _train(model, optimizer, scheduler, 5)
+    eye = torch.eye(10, dtype=torch.float64)
+    assert (layer.U.t() @ layer.U - eye).abs().max() > 1e-4
+    x, y = _batch(5)
+    optimizer.zero_grad()
+    nn.functional.mse_loss(model(x), y).backward()
+    optimizer.step()
+    for sst in (model[0], model[2]):
+        sst.post_step_()
+    expected = model(x).detach()
+    for sst in (model[0], model[2]):
+        sst.post_step_ = lambda: None  # already applied above; keep the comparison exact
+    scheduler.step()  # the sixth step ends iteration 2 and therefore round 1
+    assert scheduler.iteration == 2
+    torch.testing.assert_close(layer.U.t() @ layer.U, eye, atol=1e-12, rtol=0)
+    torch.testing.assert_close(model(x), expected, atol=1e-12, rtol=0)
+
+
+def test_default_round_length_is_k_over_r():
+    model = _model()
+    scheduler = SSTScheduler(model, torch.optim.SGD(model.parameters(), lr=0.1), SSTConfig(rank=3))
+    assert scheduler.iterations_per_round(model[0]) == 4  # ceil(10 / 3)
+    assert scheduler.iterations_per_round(model[2]) == 3  # 6 / 2
+
+
+def test_warmup_factor_restarts_every_iteration():
+    model = _model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.4)
+    scheduler = SSTScheduler(model, optimizer, SSTConfig(rank=3, steps_per_iteration=5, warmup_steps=4))
+    seen = [optimizer.param_groups[0]["lr"]]
+    for _ in range(10):
+        _train(model, optimizer, scheduler, 1, start=len(seen))
+        seen.append(optimizer.param_groups[0]["lr"])
+    expected = [0.1, 0.2, 0.3, 0.4, 0.4] * 2 + [0.1]
+    assert seen == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("vector_geometry", ["euclidean", "sphere"])
+def test_resume_mid_iteration_is_bit_exact(tmp_path, vector_geometry):
+    config = SSTConfig(rank=3, steps_per_iteration=5, iterations_per_round=2, warmup_steps=2, seed=7)
+
+    def build(seed):
+        model = _model(seed=seed, vector_geometry=vector_geometry)
+        optimizer = geoopt.optim.RiemannianAdam(model.parameters(), lr=5e-3)
+        return model, optimizer, SSTScheduler(model, optimizer, config)
+
+    reference, reference_opt, reference_sched = build(seed=0)
+    _train(reference, reference_opt, reference_sched, 23)
+
+    first, first_opt, first_sched = build(seed=0)
+    _train(first, first_opt, first_sched, 12)
+    path = save_checkpoint(tmp_path / "run.pt", first, first_opt, first_sched, extra={"step": 12})
+    resumed, resumed_opt, resumed_sched = build(seed=123)
+    extra = load_checkpoint(path, resumed, resumed_opt, resumed_sched)
+    assert extra == {"step": 12}
+    _train(resumed, resumed_opt, resumed_sched, 11, start=12)
+
+    for (name, expected), actual in zip(reference.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(expected, actual), f"{name} differs after resuming"
+    assert resumed_sched.step_count == reference_sched.step_count
+    assert resumed_opt.param_groups[0]["lr"] == reference_opt.param_groups[0]["lr"]
+
+
+def test_scheduler_rejects_optimizer_without_layer_parameters():
+    model = _model()
+    optimizer = torch.optim.Adam(model[0].parameters(), lr=1e-3)
+    with pytest.raises(ValueError, match="does not hold parameter 'S' of layer '2'"):
+        SSTScheduler(model, optimizer, SSTConfig(rank=2))
+
+
+def test_scheduler_rejects_model_without_low_rank_layers():
+    model = nn.Linear(3, 3)
+    with pytest.raises(ValueError, match="contains no SSTLinear or ReLoRALinear layer"):
+        SSTScheduler(model, torch.optim.SGD(model.parameters(), lr=0.1), SSTConfig(rank=1))
+
+
+def test_load_state_dict_rejects_other_config():
+    model = _model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    state = SSTScheduler(model, optimizer, SSTConfig(rank=2, seed=1)).state_dict()
+    with pytest.raises(ValueError, match="the checkpoint was written with config"):
+        SSTScheduler(model, optimizer, SSTConfig(rank=2, seed=2)).load_state_dict(state)
+
+
+def test_same_seed_draws_same_indices_in_every_process():
+    draws = []
+    for model_seed in (0, 1):
+        model = _model(seed=model_seed)
+        with torch.no_grad():
+            model[0].S.copy_(torch.linspace(3, 1, 10, dtype=torch.float64))
+            model[2].S.copy_(torch.linspace(3, 1, 6, dtype=torch.float64))
+        SSTScheduler(model, torch.optim.SGD(model.parameters(), lr=0.1), SSTConfig(rank=2, seed=11))
+        draws.append((model[0].active_indices.tolist(), model[2].active_indices.tolist()))
+    assert draws[0] == draws[1]
