@@ -141,7 +141,10 @@ def module_occurrences(model: nn.Module) -> Dict[int, List[Tuple[nn.Module, str]
     """Map ``id(module)`` to every ``(parent, attribute)`` that holds it, shared modules included."""
     occurrences: Dict[int, List[Tuple[nn.Module, str]]] = {}
     for parent in model.modules():
-        for attribute, child in parent.named_children():
+        # _modules, unlike named_children(), lists a child once per attribute that holds it.
+        for attribute, child in parent._modules.items():
+            if child is None:
+                continue
             occurrences.setdefault(id(child), []).append((parent, attribute))
     return occurrences
 

@@ -35,9 +35,15 @@ def kaiming_uniform_(tensor: Tensor, generator: Optional[torch.Generator] = None
     """Fill ``tensor`` as ``nn.Linear`` initializes its weight: Kaiming-uniform with ``a = sqrt(5)``.
 
     With ``a = sqrt(5)`` the bound ``gain * sqrt(3 / fan_in)`` simplifies to ``1 / sqrt(fan_in)``, where
-    ``fan_in = tensor.shape[1]``. Draws come from ``generator`` when one is given.
+    ``fan_in = tensor.shape[1]``. Draws come from ``generator`` when one is given; a generator on
+    another device (such as a CPU generator for a CUDA tensor) draws on its own device first.
     """
-    return nn.init.kaiming_uniform_(tensor, a=math.sqrt(5), generator=generator)
+    if generator is None or generator.device.type == tensor.device.type:
+        return nn.init.kaiming_uniform_(tensor, a=math.sqrt(5), generator=generator)
+    draw = torch.empty(tensor.shape, dtype=tensor.dtype, device=generator.device)
+    nn.init.kaiming_uniform_(draw, a=math.sqrt(5), generator=generator)
+    with torch.no_grad():
+        return tensor.copy_(draw)
 
 
 class LoRALinear(nn.Module):
