@@ -56,7 +56,7 @@ def find_targets(
 
     With ``target_modules=None`` every submodule that is an instance of ``kinds`` is chosen. A string is
     a regular expression that must match a module's whole qualified name (``re.fullmatch``); a sequence
-    of strings holds name suffixes that match at a dot boundary (``"proj"`` matches ``"attn.proj"``
+    of strings lists name suffixes that match at a dot boundary (``"proj"`` matches ``"attn.proj"``
     but not ``"attn.out_proj"``). A chosen module that is not of ``kinds`` but has a child ``.linear``
     of ``kinds`` (the hyperbolic layers of :mod:`hypersst.nn`) stands for that child. Modules in
     ``exclude``, or inside one, are skipped. The model itself is never chosen.
@@ -118,7 +118,7 @@ def find_targets(
                 chosen.append((name + ".linear", inner))
         else:
             raise TypeError(
-                f"{caller}: module {name!r} matches target_modules but is a {type(module).__name__}; "
+                f"{caller}: module {name!r} matches target_modules but its type is {type(module).__name__}; "
                 f"supported types are {accepted} (or a layer whose .linear child is one); "
                 f"narrow target_modules or add the name to exclude"
             )
@@ -138,10 +138,10 @@ def find_targets(
 
 
 def module_occurrences(model: nn.Module) -> Dict[int, List[Tuple[nn.Module, str]]]:
-    """Map ``id(module)`` to every ``(parent, attribute)`` that holds it, shared modules included."""
+    """Map ``id(module)`` to every ``(parent, attribute)`` that contains it, shared modules included."""
     occurrences: Dict[int, List[Tuple[nn.Module, str]]] = {}
     for parent in model.modules():
-        # _modules, unlike named_children(), lists a child once per attribute that holds it.
+        # _modules, unlike named_children(), lists a child once per attribute that refers to it.
         for attribute, child in parent._modules.items():
             if child is None:
                 continue

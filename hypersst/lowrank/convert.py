@@ -122,7 +122,7 @@ def convert_linear(linear: nn.Linear, method: str, rank: Optional[int] = None, *
 
 @dataclass(frozen=True)
 class LowRankReport:
-    """What :func:`apply_lowrank` changed.
+    """Summary of the layers that :func:`apply_lowrank` replaced.
 
     Attributes:
         method: the method applied.
@@ -189,9 +189,9 @@ def apply_lowrank(
         method: ``"full"`` (no change), ``"lora"``, ``"relora"``, ``"sst"`` or ``"galore"`` (no change;
             the report lists the weights that :func:`~hypersst.lowrank.make_galore_optimizer` projects).
         rank: rank of every converted layer; ignored by ``"full"``.
-        target_modules: ``None`` (default) for every ``nn.Linear``; a sequence of name suffixes that match
-            at a dot boundary; or a regular expression that must match a whole qualified name. A named
-            hyperbolic layer stands for its ``.linear`` child.
+        target_modules: ``None`` (default) targets every ``nn.Linear``. A sequence of strings lists name
+            suffixes that match at a dot boundary, and a single string is a regular expression that must
+            match a whole qualified name. A named hyperbolic layer stands for its ``.linear`` child.
         exclude: names of modules to skip, matched as suffixes at a dot boundary; everything inside an
             excluded module is skipped too (for example ``("lm_head",)``).
         **options: layer options: ``alpha`` for LoRA and ReLoRA*; ``gradient`` and ``vector_geometry``

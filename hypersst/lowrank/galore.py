@@ -59,7 +59,7 @@ def make_galore_optimizer(
         **optimizer_options: further ``GaLoreAdamW`` arguments, such as ``betas`` and ``eps``.
 
     Returns:
-        The optimizer. Its per-parameter state holds a ``GaLoreProjector`` object besides tensors.
+        The optimizer. Its per-parameter state contains a ``GaLoreProjector`` object besides tensors.
 
     Raises:
         ImportError: if galore-torch is not installed.

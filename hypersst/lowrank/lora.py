@@ -35,7 +35,7 @@ def kaiming_uniform_(tensor: Tensor, generator: Optional[torch.Generator] = None
     """Fill ``tensor`` as ``nn.Linear`` initializes its weight: Kaiming-uniform with ``a = sqrt(5)``.
 
     With ``a = sqrt(5)`` the bound ``gain * sqrt(3 / fan_in)`` simplifies to ``1 / sqrt(fan_in)``, where
-    ``fan_in = tensor.shape[1]``. Draws come from ``generator`` when one is given; a generator on
+    ``fan_in = tensor.shape[1]``. Draws come from ``generator`` when one is given. A generator on
     another device (such as a CPU generator for a CUDA tensor) draws on its own device first.
     """
     if generator is None or generator.device.type == tensor.device.type:

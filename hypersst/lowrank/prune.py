@@ -39,7 +39,7 @@ class PrunedLayer:
 
 @dataclass(frozen=True)
 class PruneReport:
-    """What :func:`prune_singular_values` did, layer by layer."""
+    """Per-layer record of what :func:`prune_singular_values` kept."""
 
     layers: Tuple[PrunedLayer, ...]
 

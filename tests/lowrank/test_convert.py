@@ -64,12 +64,14 @@ def test_make_linear_types(method, cls, dtype):
     layer = make_linear(7, 5, method=method, rank=3, dtype=dtype)
     assert type(layer) is cls
     out = layer(torch.randn(2, 7, dtype=dtype))
-    assert out.shape == (2, 5) and out.dtype == dtype
+    assert out.shape == (2, 5)
+    assert out.dtype == dtype
 
 
 def test_make_linear_options():
     layer = make_linear(7, 5, bias=False, method="lora", rank=2, alpha=8)
-    assert layer.bias is None and layer.scaling == 4.0
+    assert layer.bias is None
+    assert layer.scaling == 4.0
     sst = make_linear(7, 5, method="sst", rank=2, gradient="default")
     assert sst.gradient == "default"
 
@@ -172,7 +174,8 @@ def test_apply_lowrank_report_str():
     report = apply_lowrank(Head(), "lora", 2, exclude=("lm_head",))
     text = str(report)
     assert "method='lora', rank=2" in text
-    assert "net.body.0" in text and "net.mix" in text
+    assert "net.body.0" in text
+    assert "net.mix" in text
     assert f"Γ = {report.gamma:.4f}" in text
     assert isinstance(report, LowRankReport)
 
@@ -192,7 +195,7 @@ def test_apply_lowrank_target_regex():
 
 
 def test_apply_lowrank_regex_matching_activation_raises():
-    with pytest.raises(TypeError, match="module 'net.body.1' matches target_modules but is a Tanh"):
+    with pytest.raises(TypeError, match="module 'net.body.1' matches target_modules but its type is Tanh"):
         apply_lowrank(Head(), "lora", 1, target_modules=r"net\.body\.\d+")
 
 
@@ -296,8 +299,8 @@ def test_error_leaves_model_unchanged():
         (("lora", 7), {}, ValueError, r"layer 'net.body.2': rank=7 is out of range .* = 6"),
         (("lora", 2.5), {}, TypeError, "rank must be an int"),
         (("lora", 2), {"target_modules": ["body"]}, TypeError,
-         "module 'net.body' matches target_modules but is a Sequential"),
-        (("lora", 2), {"target_modules": ["embed"]}, TypeError, "is a Embedding; supported types are Linear"),
+         "module 'net.body' matches target_modules but its type is Sequential"),
+        (("lora", 2), {"target_modules": ["embed"]}, TypeError, "its type is Embedding; supported types are Linear"),
         (("lora", 2), {"target_modules": ["mix", "q_proj"]}, ValueError,
          r"entries \['q_proj'\] match no module"),
         (("lora", 2), {"target_modules": "net.(body"}, ValueError, "is not a valid regular expression"),
@@ -338,7 +341,7 @@ def test_apply_lowrank_rejects_linear_model():
 def test_unsupported_method_for_sst_layer_target():
     model = Head()
     apply_lowrank(model, "lora", 2)
-    with pytest.raises(TypeError, match="'net.mix' matches target_modules but is a LoRALinear"):
+    with pytest.raises(TypeError, match="'net.mix' matches target_modules but its type is LoRALinear"):
         apply_lowrank(model, "sst", 2, target_modules=["mix"])
 
 
@@ -360,7 +363,8 @@ def test_merge_round_trip(method, seed, dtype):
     assert result is model
     for name, module in model.named_modules():
         assert not isinstance(module, (LoRALinear, SSTLinear, TwoFactorLinear)), name
-    assert type(model.net.mix) is nn.Linear and model.net.mix.bias is None
+    assert type(model.net.mix) is nn.Linear
+    assert model.net.mix.bias is None
     assert model.net.mix.weight.dtype == dtype
     _close(model(tokens), expected, dtype)
 

@@ -33,7 +33,8 @@ def test_groups_split_weights_from_the_rest():
     optimizer = make_galore_optimizer(model, rank=2, lr=1e-3, exclude=("lm_head",), update_proj_gap=50)
     assert type(optimizer).__module__.startswith("galore_torch")
     projected, plain = _groups(optimizer)
-    assert len(projected) == 1 and len(plain) == 1
+    assert len(projected) == 1
+    assert len(plain) == 1
     assert projected[0]["params"] == [model.hidden.weight]
     assert projected[0]["rank"] == 2
     assert projected[0]["update_proj_gap"] == 50
@@ -77,8 +78,8 @@ def test_galore_trains_tiny_model(seed):
     assert not torch.equal(model[2].weight, weight_before)
     assert optimizer.state[model[2].weight]["projector"].ortho_matrix.shape == (2, 16)
 
-    # One GaLore step changes a projected weight by a matrix of rank at most `rank`; the third singular
-    # value of the change is float32 rounding of the subtraction only.
+    # One GaLore step changes a projected weight by a matrix of rank at most `rank`. The third singular
+    # value of the change comes only from float32 rounding in the subtraction.
     before_step = model[2].weight.detach().clone()
     optimizer.zero_grad()
     nn.functional.mse_loss(model(x), y).backward()
@@ -101,7 +102,7 @@ def test_missing_package_names_install_command(monkeypatch):
         ({"rank": 0}, ValueError, r"layer 'hidden': rank=0 is out of range"),
         ({"rank": 2.0}, TypeError, "rank must be an int"),
         ({"rank": 2, "update_proj_gap": 0}, ValueError, "update_proj_gap must be an int >= 1, got 0"),
-        ({"rank": 2, "target_modules": ["act"]}, TypeError, "module 'act' matches target_modules but is a Tanh"),
+        ({"rank": 2, "target_modules": ["act"]}, TypeError, "module 'act' matches target_modules but its type is Tanh"),
     ],
 )
 def test_errors(kwargs, error, match):

@@ -65,7 +65,8 @@ def test_initial_factors():
     assert torch.count_nonzero(layer.lora_B) == 0
     bound = 1 / math.sqrt(400)
     values = layer.lora_A.detach().flatten().numpy() / bound
-    assert values.min() >= -1 and values.max() <= 1
+    assert values.min() >= -1
+    assert values.max() <= 1
     # Kaiming-uniform with a = sqrt(5) is U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
     assert stats.kstest(values, "uniform", args=(-1, 2)).pvalue > 1e-3
 
@@ -93,7 +94,8 @@ def test_weight_view_is_differentiable():
     layer = LoRALinear(5, 4, rank=2)
     _train_factors(layer)
     layer.weight.sum().backward()
-    assert layer.lora_A.grad is not None and layer.lora_B.grad is not None
+    assert layer.lora_A.grad is not None
+    assert layer.lora_B.grad is not None
     assert torch.count_nonzero(layer.lora_A.grad) > 0
 
 

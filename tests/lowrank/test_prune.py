@@ -73,7 +73,8 @@ def test_keep_count_gives_best_rank_approximation(seed, dtype):
     report = prune_singular_values(model, keep_count=3)
 
     layer = model[0]
-    assert layer.left.shape == (8, 3) and layer.right.shape == (3, 9)
+    assert layer.left.shape == (8, 3)
+    assert layer.right.shape == (3, 9)
     _close(layer.weight, best, dtype)
     expected_energy = float((S[:3] ** 2).sum() / (S**2).sum())
     assert report.layers[0].energy_kept == pytest.approx(expected_energy, rel=1e-5)
@@ -155,14 +156,16 @@ def test_report_totals_and_str():
     assert report.weight_entries_before == 10 * 7 + 7 * 12 + 12 * 3
     assert report.weight_entries_after == 2 * (17 + 19 + 15)
     text = str(report)
-    assert "3 layers" in text and "first: kept 2/7 triplets" in text
+    assert "3 layers" in text
+    assert "first: kept 2/7 triplets" in text
 
 
 def test_pruned_layer_trains():
     model = nn.Sequential(nn.Linear(6, 4))
     prune_singular_values(model, keep_count=2)
     model(torch.randn(3, 6)).sum().backward()
-    assert model[0].left.grad is not None and model[0].right.grad is not None
+    assert model[0].left.grad is not None
+    assert model[0].right.grad is not None
 
 
 @pytest.mark.parametrize(
@@ -193,6 +196,6 @@ def test_rejects_non_finite_weight():
 
 
 def test_rejects_non_linear_target():
-    with pytest.raises(TypeError, match="module 'act' matches target_modules but is a Tanh"):
+    with pytest.raises(TypeError, match="module 'act' matches target_modules but its type is Tanh"):
         prune_singular_values(_model(torch.float32), keep_count=2, target_modules=["act"])
 
