@@ -1,5 +1,6 @@
 """Tests for LoRALinear and ReLoRALinear."""
 
+import copy
 import math
 
 import geoopt
@@ -8,7 +9,8 @@ import torch
 from scipy import stats
 from torch import nn
 
-from hypersst.lowrank import LoRALinear, ReLoRALinear
+from hypersst import SSTConfig, SSTScheduler
+from hypersst.lowrank import LoRALinear, ReLoRALinear, apply_lowrank
 
 SEEDS = (0, 1, 2)
 ATOL = {torch.float32: 1e-5, torch.float64: 1e-12}
@@ -282,3 +284,57 @@ def test_merge_and_reset_rejects_non_finite_merge():
     with pytest.raises(RuntimeError, match="merging produced NaN or Inf; the layer was left unchanged"):
         layer.merge_and_reset_()
     assert torch.equal(layer.base_weight, before)
+
+
+# ---------------------------------------------------------------------------------------------- with SSTScheduler
+
+
+def _relora_run(steps, checkpoint_at=None, resume=None):
+    """Train a ReLoRA* model under SSTScheduler, optionally from a checkpoint or saving one after a step.
+
+    Returns the model, the optimizer, the scheduler and the checkpoint (``None`` unless requested).
+    """
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 2))
+    apply_lowrank(model, "relora", 2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    scheduler = SSTScheduler(model, optimizer, SSTConfig(rank=2, steps_per_iteration=3, warmup_steps=2, seed=5))
+    data = torch.Generator().manual_seed(1)
+    inputs = [torch.randn(4, 6, generator=data) for _ in range(steps)]
+    start = 0
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        scheduler.load_state_dict(resume["scheduler"])
+        start = resume["step"]
+    checkpoint = None
+    for step in range(start, steps):
+        optimizer.zero_grad()
+        model(inputs[step]).pow(2).sum().backward()
+        optimizer.step()
+        scheduler.step()
+        if step + 1 == checkpoint_at:
+            checkpoint = {
+                "model": {k: v.clone() for k, v in model.state_dict().items()},
+                "optimizer": copy.deepcopy(optimizer.state_dict()),
+                "scheduler": copy.deepcopy(scheduler.state_dict()),
+                "step": step + 1,
+            }
+    return model, optimizer, scheduler, checkpoint
+
+
+def test_scheduler_merges_at_iteration_end():
+    model, optimizer, _, _ = _relora_run(steps=3)
+    for layer in (model[0], model[2]):
+        assert torch.count_nonzero(layer.lora_B) == 0
+        assert torch.count_nonzero(optimizer.state[layer.lora_A]["exp_avg"]) == 0
+        assert torch.count_nonzero(optimizer.state[layer.lora_B]["exp_avg_sq"]) == 0
+    model, _, _, _ = _relora_run(steps=4)
+    assert torch.count_nonzero(model[0].lora_B) > 0
+
+
+def test_scheduler_resume_is_exact():
+    full, _, _, checkpoint = _relora_run(steps=8, checkpoint_at=4)
+    resumed, _, _, _ = _relora_run(steps=8, resume=checkpoint)
+    for (name, expected), (_, actual) in zip(full.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(actual, expected), name
