@@ -159,6 +159,29 @@ class LoRALinear(nn.Module):
                 layer.bias.requires_grad_(linear.bias.requires_grad)
         return layer
 
+    @torch.no_grad()
+    def load_dense_weight_(self, weight: Tensor, *, name: Optional[str] = None) -> None:
+        """Copy ``weight`` into ``base_weight`` and zero ``lora_B``, so the layer computes ``x @ weight.T + bias``.
+
+        ``lora_A`` keeps its values. The method has the same name and signature as
+        :meth:`hypersst.SSTLinear.load_dense_weight_`, so callers can load any method's layer alike.
+
+        Args:
+            weight: the dense weight, ``(out_features, in_features)``.
+            name: layer name used in error messages (default: the class name).
+
+        Raises:
+            ValueError: if ``weight`` has the wrong shape or contains NaN or Inf.
+        """
+        label = name or type(self).__name__
+        expected = (self.out_features, self.in_features)
+        if tuple(weight.shape) != expected:
+            raise ValueError(f"{label}: expected a weight of shape {expected}, got {tuple(weight.shape)}")
+        if not torch.isfinite(weight).all():
+            raise ValueError(f"{label}: the weight to load contains NaN or Inf")
+        self.base_weight.copy_(weight)
+        self.lora_B.zero_()
+
     def delta_weight(self) -> Tensor:
         """Return the update ``(alpha / r) B A``, ``(out_features, in_features)``, computed in float32 or wider."""
         wide = wide_dtype(self.lora_B.dtype)

@@ -137,6 +137,26 @@ def test_to_linear_rejects_non_finite():
         layer.to_linear()
 
 
+@pytest.mark.parametrize("cls", [LoRALinear, ReLoRALinear])
+def test_load_dense_weight(cls, dtype):
+    torch.manual_seed(0)
+    layer = cls(5, 4, rank=2, dtype=dtype)
+    _train_factors(layer)
+    weight = torch.randn(4, 5, dtype=dtype)
+    layer.load_dense_weight_(weight)
+    x = torch.randn(3, 5, dtype=dtype)
+    _close(layer(x), x @ weight.T + layer.bias, dtype)
+    assert torch.count_nonzero(layer.lora_B) == 0
+
+
+def test_load_dense_weight_errors():
+    layer = LoRALinear(5, 4, rank=2)
+    with pytest.raises(ValueError, match=r"proj: expected a weight of shape \(4, 5\), got \(5, 4\)"):
+        layer.load_dense_weight_(torch.ones(5, 4), name="proj")
+    with pytest.raises(ValueError, match="LoRALinear: the weight to load contains NaN or Inf"):
+        layer.load_dense_weight_(torch.full((4, 5), float("nan")))
+
+
 def test_state_dict_round_trip():
     layer = ReLoRALinear(6, 5, rank=2)
     _train_factors(layer)
