@@ -40,7 +40,7 @@ def _grow_tree(num_nodes: int, rng: np.random.Generator) -> np.ndarray:
     """Return the parent of every node of a preferential-attachment tree (``parent[0] = -1``).
 
     Node v attaches to an earlier node p with probability proportional to 1 + children(p). The urn
-    holds each node once, plus once per child, so a uniform draw from it has that distribution.
+    contains each node once, plus once per child, so a uniform draw from it has that distribution.
     """
     parent = np.full(num_nodes, -1, dtype=np.int64)
     urn = np.empty(2 * num_nodes, dtype=np.int64)
@@ -101,11 +101,13 @@ def make_synthetic_hierarchy(
        are never reached stay susceptible. With the defaults roughly 10-50% of nodes end up
        infected, depending on the seed.
     4. **Labels** ``y``: 1 for infected (removed, in SIR terms), 0 for susceptible.
-    5. **Features** (``feature_dim`` columns, float32): column 0 is ``s_v`` plus Gaussian noise of
-       standard deviation ``noise``; column 1 is the infection time divided by the largest one
-       (a Uniform(0.5, 1.5) decoy for
-       uninfected nodes) plus noise ``noise``; column 2 is the depth divided by the tree
-       height plus noise ``noise / 2``; the other columns are standard normal noise.
+    5. **Features** (``feature_dim`` columns, float32), each with Gaussian noise added:
+
+       * column 0: ``s_v``, noise of standard deviation ``noise``;
+       * column 1: the infection time divided by the largest one, or a Uniform(0.5, 1.5) decoy
+         for uninfected nodes, noise ``noise``;
+       * column 2: the depth divided by the tree height, noise ``noise / 2``;
+       * the other columns: standard normal noise only.
 
     A label thus depends on the node's own features and on its position (whether its parent was
     infected), so both a feature-only and a graph-only classifier do better than the majority

@@ -98,8 +98,9 @@ def test_clean_edge_split_invariants(seed):
     positives = positives[positives[:, 0] != positives[:, 1]]
     positive_keys = set(_keys(positives, num_nodes).tolist())
 
-    held = [split[k] for k in ("train_pos", "val_pos", "test_pos")]
-    assert sorted(np.concatenate([_keys(p, num_nodes) for p in held]).tolist()) == sorted(positive_keys)
+    split_positives = [split[k] for k in ("train_pos", "val_pos", "test_pos")]
+    split_keys = np.concatenate([_keys(p, num_nodes) for p in split_positives])
+    assert sorted(split_keys.tolist()) == sorted(positive_keys)
     negatives = np.concatenate([split["val_neg"], split["test_neg"]])
     assert (negatives[:, 0] < negatives[:, 1]).all()
     assert not positive_keys & set(_keys(negatives, num_nodes).tolist())
@@ -115,7 +116,7 @@ def test_clean_edge_split_complete_graph_rejected():
 
 def test_hgcn_edge_split_refuses_huge_graph():
     with pytest.raises(NotImplementedError, match="use protocol='clean'"):
-        hgcn_edge_split(np.array([[0, 1]]), 20_000)
+        hgcn_edge_split(np.array([[0, 1]]), 30_000)
 
 
 def _lp_data(split, num_nodes, protocol):
@@ -152,6 +153,6 @@ def test_hgcn_train_negatives_come_from_pool(seed):
     data = _lp_data(split, num_nodes, "hgcn")
     negatives = sample_train_negatives(data, 3000, generator=torch.Generator().manual_seed(seed)).t().numpy()
     train_keys = set(_keys(split["train_pos"], num_nodes).tolist())
-    # the pool holds non-edges (self-pairs included) and the held-out positives, never training edges
+    # the pool contains non-edges (self-pairs included) and the held-out positives, never training edges
     assert not train_keys & set(_keys(negatives, num_nodes).tolist())
     assert (negatives[:, 0] <= negatives[:, 1]).all()
