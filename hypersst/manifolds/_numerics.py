@@ -19,6 +19,8 @@ __all__ = [
     "inverse_softplus",
     "safe_norm",
     "sinhc",
+    "stable_acosh",
+    "stable_asinh",
     "tiny",
 ]
 
@@ -90,15 +92,40 @@ def sinhc(r: Tensor) -> Tensor:
     small = r.abs() < _series_threshold(r.dtype)
     # The where-trick: the unused branch never sees r = 0, so neither branch produces 0/0 or an infinite gradient.
     r_safe = torch.where(small, torch.ones_like(r), r)
-    return torch.where(small, 1.0 + r * r / 6.0, torch.sinh(r_safe) / r_safe)
+    r_small = torch.where(small, r, torch.zeros_like(r))
+    return torch.where(small, 1.0 + r_small * r_small / 6.0, torch.sinh(r_safe) / r_safe)
 
 
 def asinhc(r: Tensor) -> Tensor:
     """``asinh(r) / r`` with the removable singularity at ``r = 0`` filled in (value 1, finite gradient)."""
     small = r.abs() < _series_threshold(r.dtype)
     r_safe = torch.where(small, torch.ones_like(r), r)
-    r2 = r * r
-    return torch.where(small, 1.0 - r2 / 6.0 + 0.075 * r2 * r2, torch.asinh(r_safe) / r_safe)
+    # the series branch sees 0 instead of large r, so its unused value and gradient stay finite
+    r2 = torch.where(small, r, torch.zeros_like(r)).pow(2)
+    return torch.where(small, 1.0 - r2 / 6.0 + 0.075 * r2 * r2, stable_asinh(r_safe) / r_safe)
+
+
+def _large(dtype: torch.dtype) -> float:
+    # Above 1/sqrt(eps), asinh(x) = log(2x) + 1/(4x^2) - ... and acosh(x) = log(2x) - 1/(4x^2) - ... equal
+    # log(2x) to rounding. torch's own backward, 1/sqrt(x^2 + 1), overflows x^2 to inf above 1.8e19 in float32
+    # and returns a zero gradient; the log form's gradient 1/x does not.
+    return eps(dtype) ** -0.5
+
+
+def stable_asinh(x: Tensor) -> Tensor:
+    """``asinh(x)`` with a gradient that stays accurate for huge ``|x|``."""
+    large = x.abs() > _large(x.dtype)
+    x_large = torch.where(large, x.abs(), torch.ones_like(x))
+    x_small = torch.where(large, torch.zeros_like(x), x)
+    return torch.where(large, torch.sign(x) * (torch.log(x_large) + math.log(2.0)), torch.asinh(x_small))
+
+
+def stable_acosh(x: Tensor) -> Tensor:
+    """``acosh(x)`` for ``x >= 1`` with a gradient that stays accurate for huge ``x``."""
+    large = x > _large(x.dtype)
+    x_large = torch.where(large, x, torch.ones_like(x))
+    x_small = torch.where(large, 2.0 * torch.ones_like(x), x)
+    return torch.where(large, torch.log(x_large) + math.log(2.0), torch.acosh(x_small))
 
 
 def inverse_softplus(y: float) -> float:

@@ -20,7 +20,17 @@ import torch.nn.functional as F
 from geoopt.manifolds.base import Manifold
 from torch import Tensor
 
-from ._numerics import as_curvature, asinhc, check_real_number, eps, inverse_softplus, safe_norm, sinhc
+from ._numerics import (
+    as_curvature,
+    asinhc,
+    check_real_number,
+    eps,
+    inverse_softplus,
+    safe_norm,
+    sinhc,
+    stable_acosh,
+    stable_asinh,
+)
 
 __all__ = [
     "Lorentz",
@@ -96,15 +106,24 @@ def logmap0(x: Tensor, *, k: Tensor, dim: int = -1) -> Tensor:
         - x: ``(..., d + 1)``; output: ``(..., d + 1)`` with a zero time coordinate.
     """
     time, space = _time_space(x, dim)
-    rho = safe_norm(space, dim=dim, keepdim=True) / torch.sqrt(k)
-    return torch.cat((torch.zeros_like(time), asinhc(rho) * space), dim=dim)
+    sqrt_k = torch.sqrt(k)
+    norm = safe_norm(space, dim=dim, keepdim=True)
+    rho = norm / sqrt_k
+    # Near the origin the direction x_s / ||x_s|| is undefined, so the series form asinhc(rho) * x_s is used.
+    # Far out the same function is written as length * direction: the gradient of asinhc(rho) underflows in
+    # float32 once rho^2 overflows, while the direction's gradient, of size 1 / ||x_s||, stays representable.
+    outer = rho > 1.0
+    norm_outer = torch.where(outer, norm, torch.ones_like(norm))
+    far = (sqrt_k * stable_asinh(norm_outer / sqrt_k)) * (space / norm_outer)
+    near = asinhc(torch.where(outer, torch.zeros_like(rho), rho)) * space
+    return torch.cat((torch.zeros_like(time), torch.where(outer, far, near)), dim=dim)
 
 
 def dist0(x: Tensor, *, k: Tensor, dim: int = -1, keepdim: bool = False) -> Tensor:
     r"""Geodesic distance to the origin, :math:`\sqrt{k}\,\operatorname{asinh}(\|x_s\|/\sqrt{k})`."""
     _, space = _time_space(x, dim)
     sqrt_k = torch.sqrt(k)
-    out = sqrt_k * torch.asinh(safe_norm(space, dim=dim, keepdim=True) / sqrt_k)
+    out = sqrt_k * stable_asinh(safe_norm(space, dim=dim, keepdim=True) / sqrt_k)
     return out if keepdim else out.squeeze(dim)
 
 
@@ -121,14 +140,24 @@ def lorentz_sqdist(x: Tensor, y: Tensor, *, k: Tensor, dim: int = -1, keepdim: b
 def dist(x: Tensor, y: Tensor, *, k: Tensor, dim: int = -1, keepdim: bool = False) -> Tensor:
     r"""Geodesic distance :math:`\sqrt{k}\operatorname{arcosh}(-\langle x, y\rangle_L / k)`.
 
-    Computed as :math:`2\sqrt{k}\operatorname{asinh}(\|x - y\|_L / (2\sqrt{k}))` with
-    :math:`\|x - y\|_L^2 = \langle x - y, x - y\rangle_L`, which is the same function on the hyperboloid but
-    keeps full relative accuracy for nearby points, where the arcosh form loses every digit in float32.
+    Two routes to the same function on the hyperboloid, each used where it is accurate:
+
+    - far apart (:math:`-\langle x, y\rangle_L \ge 2k`): the arcosh form, which has no cancellation there;
+    - close together: :math:`2\sqrt{k}\operatorname{asinh}(\|x - y\|_L / (2\sqrt{k}))` with
+      :math:`\|x - y\|_L^2 = \langle x - y, x - y\rangle_L`, which keeps full relative accuracy for nearby
+      points, where the arcosh form loses every digit in float32.
     """
-    diff = x - y
-    chord = _safe_sqrt(minkowski_inner(diff, diff, dim=dim, keepdim=keepdim))
     sqrt_k = torch.sqrt(k)
-    return 2.0 * sqrt_k * torch.asinh(chord / (2.0 * sqrt_k))
+    ratio = -minkowski_inner(x, y, dim=dim, keepdim=True) / k
+    near = ratio < 2.0
+    # Each branch only sees inputs from its own region (the other gets a harmless constant), so neither
+    # produces an unused inf or NaN whose gradient would leak through torch.where.
+    far = sqrt_k * stable_acosh(torch.where(near, torch.full_like(ratio, 2.0), ratio))
+    diff = torch.where(near, x - y, torch.zeros_like(x - y))
+    chord = _safe_sqrt(minkowski_inner(diff, diff, dim=dim, keepdim=True))
+    close = 2.0 * sqrt_k * torch.asinh(chord / (2.0 * sqrt_k))
+    out = torch.where(near, close, far)
+    return out if keepdim else out.squeeze(dim)
 
 
 def normalize_timelike(a: Tensor, *, k: Tensor, dim: int = -1) -> Tensor:
