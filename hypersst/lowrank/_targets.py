@@ -88,21 +88,23 @@ def find_targets(
     seen = set()
 
     for name, module in modules.items():
-        if not name or _is_excluded(name, exclude):
+        if not name:
             continue
         parent = modules[name.rpartition(".")[0]]
         if target_modules is None:
             if isinstance(module, kinds) and not isinstance(parent, nn.MultiheadAttention):
-                chosen.append((name, module))
+                if not _is_excluded(name, exclude):
+                    chosen.append((name, module))
             continue
 
         if pattern is not None:
             matched = pattern.fullmatch(name) is not None
         else:
+            # A suffix that names only excluded modules still counts as found, so it raises no error.
             hits = {suffix for suffix in suffixes if _matches_suffix(name, suffix)}
             unmatched -= hits
             matched = bool(hits)
-        if not matched:
+        if not matched or _is_excluded(name, exclude):
             continue
 
         if isinstance(parent, nn.MultiheadAttention):

@@ -211,6 +211,12 @@ def test_apply_lowrank_exclude_covers_descendants():
     assert report.changed_modules == ("net.mix", "net.lm_head")
 
 
+def test_apply_lowrank_exclude_wins_over_target():
+    model = Head()
+    report = apply_lowrank(model, "lora", 2, target_modules=["mix", "lm_head"], exclude=("lm_head",))
+    assert report.changed_modules == ("net.mix",)
+
+
 def test_apply_lowrank_full_changes_nothing():
     model = Head()
     report = apply_lowrank(model, "full", None)

@@ -235,6 +235,15 @@ def test_merge_and_reset_draws_from_generator():
     assert not torch.equal(first.lora_A, third.lora_A)
 
 
+def test_generator_on_other_device():
+    # A meta-device layer stands in for a CUDA one: the CPU generator draws on the CPU and the values
+    # are copied over, as the scheduler's CPU generator does for a layer on a GPU.
+    layer = ReLoRALinear(8, 6, rank=2, device="meta")
+    layer.reset_lora_parameters(generator=torch.Generator().manual_seed(7))
+    assert layer.lora_A.device.type == "meta"
+    assert layer.lora_A.shape == (2, 8)
+
+
 def test_repeated_merges_exceed_rank():
     torch.manual_seed(0)
     layer = ReLoRALinear(8, 8, rank=1)
