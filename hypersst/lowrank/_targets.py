@@ -55,7 +55,7 @@ def find_targets(
     """Return ``(name, module)`` pairs of the submodules of ``model`` to act on, in model order.
 
     With ``target_modules=None`` every submodule that is an instance of ``kinds`` is chosen. A string is
-    a regular expression that must match a module's whole qualified name (``re.fullmatch``); a sequence
+    a regular expression that must match a module's whole qualified name (``re.fullmatch``). A sequence
     of strings lists name suffixes that match at a dot boundary (``"proj"`` matches ``"attn.proj"``
     but not ``"attn.out_proj"``). A chosen module that is not of ``kinds`` but has a child ``.linear``
     of ``kinds`` (the hyperbolic layers of :mod:`hypersst.nn`) stands for that child. Modules in

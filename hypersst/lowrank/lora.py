@@ -15,7 +15,7 @@ __all__ = ["LoRALinear", "ReLoRALinear"]
 
 
 def check_rank(rank, in_features: int, out_features: int, name: str) -> None:
-    """Raise unless ``rank`` is an int in ``[1, min(in_features, out_features)]``; ``name`` labels the layer."""
+    """Raise unless ``rank`` is an int in ``[1, min(in_features, out_features)]``, naming the layer ``name``."""
     k = min(in_features, out_features)
     if isinstance(rank, bool) or not isinstance(rank, int):
         raise TypeError(f"{name}: rank must be an int, got {type(rank).__name__} {rank!r}")

@@ -236,8 +236,8 @@ def test_merge_and_reset_draws_from_generator():
 
 
 def test_generator_on_other_device():
-    # A meta-device layer stands in for a CUDA one: the CPU generator draws on the CPU and the values
-    # are copied over, as the scheduler's CPU generator does for a layer on a GPU.
+    # A meta-device layer replaces a CUDA one here. The CPU generator draws on the CPU and the values
+    # are copied over, which is what happens when the scheduler's CPU generator serves a GPU layer.
     layer = ReLoRALinear(8, 6, rank=2, device="meta")
     layer.reset_lora_parameters(generator=torch.Generator().manual_seed(7))
     assert layer.lora_A.device.type == "meta"
