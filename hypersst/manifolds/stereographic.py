@@ -6,6 +6,11 @@ points are the open ball of radius :math:`1/\sqrt{|\kappa|}`; for :math:`\kappa 
 expansions near zero, so the limit :math:`\kappa \to 0^-` is continuous). :class:`PoincareBall` is the same
 model written with :math:`c = -\kappa \ge 0`.
 
+geoopt's metric on this model is :math:`\lambda_x^2` times the Euclidean one, with
+:math:`\lambda_x = 2 / (1 + \kappa\|x\|^2)`. At :math:`\kappa = 0` the maps ``expmap0``/``logmap0`` are the
+identity and Möbius addition is ``+``, so layers reduce to Euclidean ones exactly, but ``dist`` is
+:math:`2\|x - y\|`, twice the Euclidean distance.
+
 All operations cast the curvature to the input's dtype, so one manifold object serves float32 and float64.
 """
 
