@@ -152,6 +152,48 @@ def _planetoid_features_from_pickles(folder: Path, name: str) -> sp.csr_matrix:
     return stacked[source_row]
 
 
+class _InertState:
+    """Stand-in for a pickled networkx object: receives its ``__dict__`` and runs no code."""
+
+
+# Globals of HGCN's airport.p (a pickled networkx 2.x Graph). The networkx classes are replaced
+# by an inert stand-in, so loading runs no networkx code.
+_AIRPORT_GLOBALS = {
+    ("builtins", "dict"): dict,
+    ("networkx.classes.graph", "Graph"): _InertState,
+    ("networkx.classes.reportviews", "NodeView"): _InertState,
+}
+
+
+def _read_airport_pickle(folder: Path, *, allow_pickle: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return ``(labels, edges, raw features)`` of Airport from ``airport.p``.
+
+    Rows follow the graph's node insertion order. The NC labels bin feature column 4 at 1, 8/7
+    and 9/7 (``numpy.digitize``), shifted so that the smallest bin is 0, as HGCN does.
+    """
+    source = folder / "airport.p"
+    if not allow_pickle:
+        raise FileNotFoundError(
+            f"load_hgnn_dataset: {str(folder / 'airport.edges.csv')!r} not found and "
+            f"{str(source)!r} is a pickle; pass allow_pickle=True to read it with a restricted "
+            "unpickler, or convert it to the pickle-free airport.* files first"
+        )
+    graph = restricted_load(_require(source), _AIRPORT_GLOBALS)
+    state = getattr(graph, "__dict__", {})
+    if not isinstance(graph, _InertState) or "_node" not in state or "_adj" not in state:
+        raise ValueError(f"load_hgnn_dataset: {str(source)!r} does not contain a networkx Graph")
+
+    node_ids = list(state["_node"])
+    row_of = {node: row for row, node in enumerate(node_ids)}
+    features = np.array([state["_node"][node]["feat"] for node in node_ids], dtype=np.float64)
+    edges = np.array(
+        [(row_of[u], row_of[v]) for u, neighbours in state["_adj"].items() for v in neighbours],
+        dtype=np.int64,
+    ).reshape(-1, 2)
+    bins = np.digitize(features[:, 4], [1.0, 8.0 / 7.0, 9.0 / 7.0])
+    return (bins - bins.min()).astype(np.int64), edges, features
+
+
 def _missing_features_error(name: str, missing: Path, extra: str = "") -> FileNotFoundError:
     return FileNotFoundError(
         f"load_hgnn_dataset: the features of {name!r} are missing: {str(missing)!r} not found{extra}. "
@@ -163,6 +205,7 @@ def _missing_features_error(name: str, missing: Path, extra: str = "") -> FileNo
 def _read_real_features(folder: Path, dataset: str, *, allow_pickle: bool) -> sp.csr_matrix:
     """Return the raw feature matrix of ``dataset`` as float64 CSR."""
     if dataset == "airport":
+        # load_hgnn_dataset reads airport.p instead when the converted files are missing
         return sp.csr_matrix(np.load(_require(folder / "airport.feats.npy")))
 
     converted = folder / f"{dataset}.feats.npz"
@@ -323,9 +366,15 @@ def load_hgnn_dataset(
     dataset = _check_arguments(name, task, protocol, features, split_seed)
     folder = _resolve_root(root) / dataset
 
-    labels = np.load(_require(folder / f"{dataset}.labels.npy")).astype(np.int64)
+    if dataset == "airport" and not (folder / "airport.edges.csv").is_file():
+        labels, edges, airport_features = _read_airport_pickle(folder, allow_pickle=allow_pickle)
+    else:
+        labels = np.load(_require(folder / f"{dataset}.labels.npy")).astype(np.int64)
+        edges = _read_edges(
+            folder / f"{dataset}.edges.csv", first_appearance_ids=dataset.startswith("disease")
+        )
+        airport_features = None
     num_nodes = len(labels)
-    edges = _read_edges(folder / f"{dataset}.edges.csv", first_appearance_ids=dataset.startswith("disease"))
     if edges.size and edges.max() >= num_nodes:
         raise ValueError(
             f"load_hgnn_dataset: {dataset}.edges.csv names node {edges.max()} but "
@@ -334,7 +383,9 @@ def load_hgnn_dataset(
     pairs = np.unique(np.sort(edges, axis=1), axis=0)
 
     raw_features = None
-    if features != "identity":
+    if features != "identity" and airport_features is not None:
+        raw_features = sp.csr_matrix(airport_features)
+    elif features != "identity":
         raw_features = _read_real_features(folder, dataset, allow_pickle=allow_pickle)
 
     if task == "nc":

@@ -23,7 +23,8 @@ def _check_arguments(num_nodes, task, feature_dim, transmission, noise, val_prop
         raise ValueError(f"make_synthetic_hierarchy: unknown task {task!r}; expected 'nc' or 'lp'")
     if not isinstance(feature_dim, (int, np.integer)) or feature_dim < _NUM_PROCESS_FEATURES:
         raise ValueError(
-            f"make_synthetic_hierarchy: feature_dim must be an int >= {_NUM_PROCESS_FEATURES}, got {feature_dim!r}"
+            f"make_synthetic_hierarchy: feature_dim must be an int >= {_NUM_PROCESS_FEATURES}, "
+            f"got {feature_dim!r}"
         )
     if not transmission > 0:
         raise ValueError(f"make_synthetic_hierarchy: transmission must be > 0, got {transmission!r}")
@@ -126,7 +127,8 @@ def make_synthetic_hierarchy(
     Returns:
         A ``Data`` with the fields of :func:`~hypersst.data.load_hgnn_dataset` under
         ``protocol="clean"`` for the task, and ``y`` for both tasks. NC splits are disjoint and
-        stratified (unless a class has fewer than 10 nodes); LP negatives exclude every positive and self-pair.
+        stratified unless a class has fewer than 10 nodes. LP negatives exclude every positive
+        and self-pair.
         ``meta["comparable"]`` is False.
     """
     _check_arguments(num_nodes, task, feature_dim, transmission, noise, val_prop, test_prop)

@@ -213,7 +213,9 @@ def _check_clean_lp(data, csv_pairs):
         keys = _keys(pairs, num_nodes)
         assert not positive_keys.intersection(keys.tolist()), split
         assert len(np.unique(keys)) == len(keys), split
-    assert not set(_keys(data.val_neg.t(), num_nodes).tolist()) & set(_keys(data.test_neg.t(), num_nodes).tolist())
+    val_keys = set(_keys(data.val_neg.t(), num_nodes).tolist())
+    test_keys = set(_keys(data.test_neg.t(), num_nodes).tolist())
+    assert not val_keys & test_keys
 
     splits = [_keys(data[k].t().numpy(), num_nodes) for k in ("train_pos", "val_pos", "test_pos")]
     union = np.concatenate(splits)
@@ -355,7 +357,11 @@ def test_invalid_arguments(hgnn_root, kwargs, error, match):
 @pytest.mark.parametrize("features", ["auto", "real"])
 @pytest.mark.parametrize(
     ("name", "task", "missing"),
-    [("disease", "nc", "disease_nc.feats.npz"), ("pubmed", "nc", "ind.pubmed.allx"), ("pubmed", "lp", "ind.pubmed.allx")],
+    [
+        ("disease", "nc", "disease_nc.feats.npz"),
+        ("pubmed", "nc", "ind.pubmed.allx"),
+        ("pubmed", "lp", "ind.pubmed.allx"),
+    ],
 )
 def test_missing_features_error(hgnn_root, name, task, missing, features):
     with pytest.raises(FileNotFoundError, match=rf"{missing}.*features='identity'.*--features identity"):
@@ -435,3 +441,56 @@ def test_sample_train_negatives_errors(load):
         sample_train_negatives(lp, 10, generator=0)
     with pytest.raises(TypeError, match="only accepted for protocol 'hgcn'"):
         sample_train_negatives(lp, 10, generator=np.random.RandomState(0))
+
+
+@pytest.mark.parametrize(
+    ("name", "folder", "protocol"), [("disease", "disease_nc", "hgcn"), ("pubmed", "pubmed", "clean")]
+)
+def test_user_supplied_features_are_read(hgnn_root, tmp_path, name, folder, protocol):
+    shutil.copytree(hgnn_root / folder, tmp_path / folder)
+    num_nodes = len(np.load(hgnn_root / folder / f"{folder}.labels.npy"))
+    raw = sp.random(num_nodes, 30, density=0.2, format="csr", random_state=0)
+    sp.save_npz(tmp_path / folder / f"{folder}.feats.npz", raw)
+
+    data = load_hgnn_dataset(name, "nc", root=tmp_path, protocol=protocol, features="real")
+    row_sum = np.asarray(raw.sum(axis=1))
+    expected = np.divide(raw.toarray(), row_sum, out=np.zeros((num_nodes, 30)), where=row_sum != 0)
+    np.testing.assert_allclose(data.x.double().numpy(), expected, rtol=1e-6, atol=1e-7)
+    assert data.meta["features"] == "real"
+    assert data.meta["comparable"] is True
+
+
+def _airport_pickle_only(hgnn_root, tmp_path):
+    folder = tmp_path / "airport"
+    folder.mkdir()
+    shutil.copy(hgnn_root / "airport" / "airport.p", folder / "airport.p")
+    return folder
+
+
+@pytest.mark.parametrize("task", ["nc", "lp"])
+def test_airport_pickle_matches_converted(load, hgnn_root, tmp_path, task):
+    _airport_pickle_only(hgnn_root, tmp_path)
+    from_pickle = load_hgnn_dataset("airport", task, root=tmp_path, allow_pickle=True)
+    converted = load("airport", task)
+    assert torch.equal(from_pickle.x, converted.x)
+    assert torch.equal(from_pickle.edge_index, converted.edge_index)
+    if task == "nc":
+        assert torch.equal(from_pickle.y, converted.y)
+    else:
+        assert torch.equal(from_pickle.val_neg, converted.val_neg)
+
+
+def test_airport_pickle_needs_allow_pickle(hgnn_root, tmp_path):
+    _airport_pickle_only(hgnn_root, tmp_path)
+    with pytest.raises(FileNotFoundError, match="airport.p.*allow_pickle=True"):
+        load_hgnn_dataset("airport", "nc", root=tmp_path)
+
+
+def test_airport_pickle_rejects_os_system(tmp_path):
+    folder = tmp_path / "airport"
+    folder.mkdir()
+    marker = tmp_path / "executed"
+    (folder / "airport.p").write_bytes(pickle.dumps(_RunsShellCommand(marker), protocol=3))
+    with pytest.raises(pickle.UnpicklingError, match=r"global (os|posix)\.system is not allowed"):
+        load_hgnn_dataset("airport", "nc", root=tmp_path, allow_pickle=True)
+    assert not marker.exists()

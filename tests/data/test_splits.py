@@ -142,7 +142,8 @@ def test_clean_train_negatives_on_dense_graph(seed):
     assert (negatives[0] < negatives[1]).all()
     assert not np.isin(_keys(negatives.t().numpy(), num_nodes), _keys(edges, num_nodes)).any()
     # every non-edge is reachable: 5000 draws over about 218 pairs cover them all
-    assert len(np.unique(_keys(negatives.t().numpy(), num_nodes))) == num_nodes * (num_nodes - 1) // 2 - len(edges)
+    num_non_edges = num_nodes * (num_nodes - 1) // 2 - len(edges)
+    assert len(np.unique(_keys(negatives.t().numpy(), num_nodes))) == num_non_edges
 
 
 @pytest.mark.parametrize("seed", SEEDS)
