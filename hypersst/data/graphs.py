@@ -343,8 +343,8 @@ def load_hgnn_dataset(
         root: folder holding one sub-folder per data set (default: ``$HYPERSST_DATA``).
         protocol: ``"clean"`` (default) or ``"hgcn"``.
         split_seed: seed of the split (default: 1234, the HGCN/HyboNet value).
-        features: ``"auto"`` and ``"real"`` read the real features and raise
-            ``FileNotFoundError`` when they are missing; ``"identity"`` uses a sparse N x N
+        features: ``"auto"`` (default) and ``"real"`` read the real features, and both raise
+            ``FileNotFoundError`` when they are missing. ``"identity"`` uses a sparse N x N
             identity and marks the result as not comparable with published numbers.
         allow_pickle: permit reading pickled originals (through a restricted unpickler) when a
             converted file is missing (default: False).
