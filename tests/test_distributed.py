@@ -6,7 +6,7 @@ from pathlib import Path
 SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "ddp_sst.py"
 
 
-def test_ddp_ranks_draw_the_same_triplets_and_stay_identical(tmp_path):
+def test_ddp_ranks_stay_identical(tmp_path):
     out = tmp_path / "ddp.json"
     subprocess.run(
         [sys.executable, str(SCRIPT), "--world-size", "2", "--steps", "30", "--out", str(out)],

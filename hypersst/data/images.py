@@ -98,7 +98,7 @@ def read_idx(path: Union[str, os.PathLike]) -> np.ndarray:
     offset = 4 + 4 * ndim
     expected = int(np.prod(dims))
     if len(raw) - offset != expected:
-        raise ValueError(f"{path}: header announces {expected} values but the file holds {len(raw) - offset}")
+        raise ValueError(f"{path}: header declares {expected} values but the file contains {len(raw) - offset}")
     return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(dims)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Optional
 
 import torch
@@ -44,7 +44,6 @@ class ImageRunConfig:
     steps_per_iteration: int = 50
     warmup_steps: int = 5
     galore_update_gap: int = 50
-    extra: Dict[str, float] = field(default_factory=dict)
 
 
 def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:

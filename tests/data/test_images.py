@@ -42,7 +42,7 @@ def test_read_idx_rejects_bad_header(tmp_path):
 def test_read_idx_rejects_truncated_payload(tmp_path):
     path = tmp_path / "short"
     path.write_bytes(b"\x00\x00\x08\x01" + (5).to_bytes(4, "big") + b"abc")
-    with pytest.raises(ValueError, match="announces 5 values but the file holds 3"):
+    with pytest.raises(ValueError, match="declares 5 values but the file contains 3"):
         read_idx(path)
 
 
