@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
@@ -78,10 +79,19 @@ def load_checkpoint(
     scheduler: Any = None,
     *,
     map_location: Any = None,
+    weights_only: bool = True,
 ) -> Dict[str, Any]:
     """Restore a checkpoint written by :func:`save_checkpoint` and return its ``extra`` values.
 
     Build the model, optimizer and scheduler exactly as for the original run before calling this.
+
+    Args:
+        path: checkpoint file.
+        model, optimizer, scheduler: objects to restore; pass ``None`` to skip the optimizer or scheduler.
+        map_location: passed to ``torch.load``.
+        weights_only: load with ``torch.load(weights_only=True)``, which accepts only tensors and plain
+            values. GaLore keeps a Python projector object in its optimizer state, so its checkpoints need
+            ``weights_only=False``, which unpickles arbitrary objects: use it only for files you trust.
 
     Raises:
         FileNotFoundError: if ``path`` does not exist.
@@ -90,8 +100,13 @@ def load_checkpoint(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} not found")
-    # weights_only=True refuses arbitrary pickled objects; every state above is tensors and plain values.
-    payload = torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=weights_only)
+    except pickle.UnpicklingError as error:
+        raise ValueError(
+            f"checkpoint {str(path)!r} contains Python objects that weights_only=True refuses ({error}). "
+            "If you wrote the file yourself (for example with a GaLore optimizer), pass weights_only=False."
+        ) from error
     model.load_state_dict(payload["model"])
     for label, target in (("optimizer", optimizer), ("scheduler", scheduler)):
         if target is None:

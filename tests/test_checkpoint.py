@@ -48,3 +48,20 @@ def test_checkpoint_without_optimizer_state_raises(tmp_path):
     save_checkpoint(tmp_path / "ckpt.pt", model)
     with pytest.raises(ValueError, match="holds no optimizer state"):
         load_checkpoint(tmp_path / "ckpt.pt", model, torch.optim.SGD(model.parameters(), lr=0.1))
+
+
+def test_galore_checkpoint_needs_weights_only_false(tmp_path):
+    from hypersst.lowrank import make_galore_optimizer
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 8))
+    optimizer = make_galore_optimizer(model, 2, 1e-2, update_proj_gap=5)
+    model(torch.randn(4, 8)).pow(2).sum().backward()
+    optimizer.step()
+    path = save_checkpoint(tmp_path / "galore.pt", model, optimizer)
+    clone = nn.Sequential(nn.Linear(8, 8))
+    clone_optimizer = make_galore_optimizer(clone, 2, 1e-2, update_proj_gap=5)
+    with pytest.raises(ValueError, match="pass weights_only=False"):
+        load_checkpoint(path, clone, clone_optimizer)
+    load_checkpoint(path, clone, clone_optimizer, weights_only=False)
+    assert torch.equal(clone[0].weight, model[0].weight)
