@@ -1,6 +1,8 @@
 """Tests for hypersst.nn.sst: HyperSSTLinear dispatch, conversion, the zero-curvature contract and training."""
 
 import math
+import re
+from pathlib import Path
 
 import geoopt
 import pytest
@@ -211,3 +213,10 @@ def test_bad_arguments_are_rejected():
         HyperSSTLinear(IN, OUT, RANK, Stereographic(-1.0), time_offset=2.0)
     with pytest.raises(ValueError, match="rank"):
         HyperSSTLinear(IN, OUT, 0, Lorentz(1.0))
+
+
+def test_geometry_guide_example_runs(capsys):
+    guide = Path(__file__).resolve().parents[2] / "docs" / "geometry.md"
+    (code,) = re.findall(r"```python\n(.*?)```", guide.read_text(encoding="utf-8"), flags=re.S)
+    exec(compile(code, str(guide), "exec"), {})
+    assert capsys.readouterr().out.startswith("final loss ")
