@@ -38,9 +38,9 @@ def tiny(dtype: torch.dtype) -> float:
 def as_curvature(k: Tensor, like: Tensor) -> Tensor:
     """Cast a curvature tensor to the dtype and device of ``like``.
 
-    geoopt stores curvature as a tensor of its own dtype; mixing it with inputs of another dtype would either
-    round the input's precision away (float64 input, float32 curvature) or promote a float32 model's outputs to
-    float64. The geometry code therefore always works in the input's dtype.
+    geoopt stores curvature as a tensor of its own dtype. Mixed with inputs of another dtype, it would either
+    round away the input's precision (float64 input, float32 curvature) or promote a float32 model's outputs to
+    float64, so the geometry code works in the input's dtype.
     """
     return k.to(dtype=like.dtype, device=like.device)
 
@@ -75,7 +75,7 @@ def safe_norm(x: Tensor, *, dim: int = -1, keepdim: bool = False) -> Tensor:
     any constant ``m > 0``. At ``x = 0`` the gradient is zero, as for ``torch.linalg.vector_norm``.
     """
     scale = x.detach().abs().amax(dim=dim, keepdim=True)
-    # An all-zero vector has scale 0; dividing by 1 instead leaves it zero and avoids 0/0.
+    # An all-zero vector has scale 0. Dividing it by 1 instead leaves it zero and avoids 0/0.
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))
     norm = scale * torch.linalg.vector_norm(x / scale, dim=dim, keepdim=True)
     return norm if keepdim else norm.squeeze(dim)

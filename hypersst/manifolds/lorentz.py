@@ -3,7 +3,7 @@ r"""The Lorentz (hyperboloid) model, correct for every ``k > 0``.
 Points live on :math:`\mathbb{H}_k = \{x \in \mathbb{R}^{d+1} : \langle x, x\rangle_L = -k,\ x_0 > 0\}` with the
 Minkowski product :math:`\langle u, v\rangle_L = -u_0 v_0 + \sum_{i \ge 1} u_i v_i`. The sectional curvature is
 :math:`K = -1/k`, and the origin is :math:`o = (\sqrt{k}, 0, \dots, 0)`. Sizes count ambient coordinates: a
-``(..., d + 1)`` tensor holds points of a ``d``-dimensional space, time first.
+``(..., d + 1)`` tensor contains points of a ``d``-dimensional space, time first.
 
 The module has two halves: functions of tensors that take the curvature as a keyword (``k``, a tensor of the
 input's dtype), and :class:`Lorentz`, a ``geoopt.Lorentz`` that owns the curvature and casts it to each input's
@@ -150,8 +150,8 @@ def dist(x: Tensor, y: Tensor, *, k: Tensor, dim: int = -1, keepdim: bool = Fals
     sqrt_k = torch.sqrt(k)
     ratio = -minkowski_inner(x, y, dim=dim, keepdim=True) / k
     near = ratio < 2.0
-    # Each branch only sees inputs from its own region (the other gets a harmless constant), so neither
-    # produces an unused inf or NaN whose gradient would leak through torch.where.
+    # Each branch gets inputs only from its own region (the other region gets a harmless constant). An unused
+    # inf or NaN would otherwise leak into the gradient through torch.where.
     far = sqrt_k * stable_acosh(torch.where(near, torch.full_like(ratio, 2.0), ratio))
     diff = torch.where(near, x - y, torch.zeros_like(x - y))
     chord = _safe_sqrt(minkowski_inner(diff, diff, dim=dim, keepdim=True))

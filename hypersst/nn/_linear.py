@@ -29,7 +29,7 @@ def check_dropout(p, owner: str) -> float:
 def build_linear(
     in_features: int, out_features: int, *, bias: bool, method: str, rank: Optional[int], **options
 ) -> nn.Module:
-    """The inner linear of a hyperbolic layer: ``hypersst.lowrank.make_linear`` with the same arguments."""
+    """Build the inner linear map of a hyperbolic layer with ``hypersst.lowrank.make_linear``."""
     return make_linear(in_features, out_features, bias=bias, method=method, rank=rank, **options)
 
 
@@ -37,8 +37,8 @@ def build_linear(
 def load_dense_(linear: nn.Module, weight: Tensor, bias: Optional[Tensor], owner: str) -> None:
     """Make ``linear`` compute ``x @ weight.T + bias``, whatever its training method.
 
-    ``nn.Linear`` gets the tensors copied; an SST layer factorizes ``weight`` (its ``load_dense_weight_``); a
-    LoRA or ReLoRA* layer takes ``weight`` as its frozen base with a zero update.
+    An ``nn.Linear`` gets copies of the tensors. An SST layer factorizes ``weight`` with its
+    ``load_dense_weight_``. A LoRA or ReLoRA* layer takes ``weight`` as its frozen base, with a zero update.
     """
     if isinstance(linear, nn.Linear):
         linear.weight.copy_(weight)

@@ -70,8 +70,8 @@ class PoincareLinear(nn.Module):
         self.flat = isinstance(manifold, Euclidean) or manifold.is_flat
         self.method = method
         self.dropout = nn.Dropout(check_dropout(dropout, name))
-        # At zero curvature the Möbius bias is the ordinary bias, so the inner map holds it and the layer is the
-        # inner map itself; otherwise the bias is a tangent vector at the origin, applied by Möbius addition.
+        # At zero curvature the Möbius bias is the ordinary bias, so the inner map contains it and the layer is the
+        # inner map itself. Otherwise the bias is a tangent vector at the origin, applied by Möbius addition.
         self.linear = build_linear(
             in_features, out_features, bias=bias and self.flat, method=method, rank=rank, **linear_options
         )
