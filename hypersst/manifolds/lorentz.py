@@ -161,7 +161,9 @@ def dist(x: Tensor, y: Tensor, *, k: Tensor, dim: int = -1, keepdim: bool = Fals
 
 
 def normalize_timelike(a: Tensor, *, k: Tensor, dim: int = -1) -> Tensor:
-    r"""Rescale a future-pointing timelike vector onto :math:`\mathbb{H}_k`: :math:`\sqrt{k}\,a/\sqrt{-\langle a, a\rangle_L}`.
+    r"""Rescale a future-pointing timelike vector onto :math:`\mathbb{H}_k`.
+
+    The result is :math:`\sqrt{k}\,a/\sqrt{-\langle a, a\rangle_L}`.
 
     A non-negative, not all-zero combination of points of :math:`\mathbb{H}_k` is such a vector. A spacelike,
     lightlike or zero ``a`` has no such rescaling; the result is then NaN or infinite rather than a point made
@@ -449,10 +451,25 @@ class Lorentz(geoopt.Lorentz):
         return torch.where(nonzero, scale * direction, torch.zeros_like(direction))
 
     def transp(self, x: Tensor, y: Tensor, v: Tensor, *, dim: int = -1) -> Tensor:
-        r"""Parallel transport of ``v`` from ``x`` to ``y``: :math:`v + \frac{\langle y, v\rangle_L}{k - \langle x, y\rangle_L}(x + y)`.
+        r"""Parallel transport of ``v`` from ``x`` to ``y``.
+
+        The result is :math:`v + \frac{\langle y, v\rangle_L}{k - \langle x, y\rangle_L}(x + y)`.
 
         The denominator is at least ``2k`` for two points of the upper sheet, so it needs no guard.
         """
         k = self._k(x)
         coefficient = minkowski_inner(y, v, dim=dim, keepdim=True) / (k - minkowski_inner(x, y, dim=dim, keepdim=True))
         return v + coefficient * (x + y)
+
+    def _origin_like(self, x: Tensor, dim: int) -> Tensor:
+        origin = torch.zeros_like(x)
+        origin.narrow(dim, 0, 1).copy_(torch.sqrt(self._k(x)).detach().expand_as(origin.narrow(dim, 0, 1)))
+        return origin
+
+    def transp0(self, y: Tensor, u: Tensor, *, dim: int = -1) -> Tensor:
+        """Parallel transport of ``u`` from the origin to ``y``."""
+        return self.transp(self._origin_like(y, dim), y, u, dim=dim)
+
+    def transp0back(self, x: Tensor, u: Tensor, *, dim: int = -1) -> Tensor:
+        """Parallel transport of ``u`` from ``x`` to the origin."""
+        return self.transp(x, self._origin_like(x, dim), u, dim=dim)

@@ -175,6 +175,10 @@ def test_expmap_logmap_at_any_point_and_transport(k):
     assert torch.allclose(minkowski_inner(y, moved), torch.zeros(5, dtype=torch.float64), atol=1e-9)
     assert torch.allclose(manifold.norm(moved), manifold.norm(w), rtol=1e-9)
     assert torch.equal(manifold.logmap(x, x), torch.zeros_like(x))
+    at_origin = manifold.logmap0(y)
+    origin = manifold.origin(5, DIM, dtype=torch.float64)
+    assert torch.allclose(manifold.transp0(x, at_origin), manifold.transp(origin, x, at_origin))
+    assert torch.allclose(manifold.transp0back(x, manifold.transp0(x, at_origin)), at_origin, rtol=1e-8, atol=1e-8)
 
 
 def test_inner_two_and_three_argument_forms():
@@ -193,7 +197,8 @@ def test_egrad2rgrad_is_tangent_and_leaves_the_gradient_unchanged():
     before = grad.clone()
     rgrad = manifold.egrad2rgrad(x, grad)
     assert torch.equal(grad, before)
-    assert torch.allclose(minkowski_inner(x, rgrad), torch.zeros(4, dtype=torch.float64), atol=1e-14 * rgrad.abs().max() * x.abs().max())
+    tolerance = 1e-14 * rgrad.abs().max() * x.abs().max()
+    assert torch.allclose(minkowski_inner(x, rgrad), torch.zeros(4, dtype=torch.float64), atol=tolerance)
 
 
 @pytest.mark.parametrize("k", [0.1, 10.0])
@@ -251,6 +256,10 @@ def test_float32_inputs_stay_float32_and_float64_gets_the_exact_curvature():
     manifold = Lorentz(0.1)
     u32 = tangent((4,), torch.float32, seed=0)
     assert manifold.expmap0(u32).dtype == torch.float32
+    x32 = manifold.expmap0(u32)
+    values = (manifold.transp0(x32, u32), manifold.transp0back(x32, u32), manifold.logmap(x32, x32))
+    for value in values + (manifold.dist(x32, x32),):
+        assert value.dtype == torch.float32
     x64 = manifold.expmap0(u32.double())
     assert residual_ratio(x64, 0.1).max() < 1e-14  # exact 0.1, not the float32-rounded value
 

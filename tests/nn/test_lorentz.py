@@ -205,7 +205,7 @@ def test_bad_arguments_are_rejected():
     with pytest.raises(ValueError, match="needs a rank"):
         LorentzLinear(IN, OUT, manifold, method="sst")
     layer = LorentzLinear(IN, OUT, manifold)
-    with pytest.raises(ValueError, match=r"expected inputs with last dimension 6 \(ambient coordinates, time included\)"):
+    with pytest.raises(ValueError, match=r"dimension 6 \(ambient coordinates, time included\), got shape \(3, 5\)"):
         layer(torch.ones(3, IN - 1))
     assert "time_offset=1.1*sqrt(k)" in repr(layer)
     assert isinstance(layer.linear, nn.Linear)

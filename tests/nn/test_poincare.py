@@ -19,7 +19,8 @@ def ball_points(shape, dtype, kappa, seed, fraction=0.95):
     x = torch.randn(*shape, IN, generator=gen, dtype=torch.float64)
     if kappa < 0:
         radius = 1.0 / math.sqrt(-kappa)
-        x = x / x.norm(dim=-1, keepdim=True) * fraction * radius * torch.rand(*shape, 1, generator=gen, dtype=torch.float64)
+        lengths = fraction * radius * torch.rand(*shape, 1, generator=gen, dtype=torch.float64)
+        x = x / x.norm(dim=-1, keepdim=True) * lengths
     return x.to(dtype)
 
 
