@@ -89,16 +89,16 @@ def gap_closed(full: float | None, baselines: dict[str, float], sst: float | Non
     if sst is None:
         missing.append("sst")
     if missing:
-        return GapClosed(math.nan, f"n/a: needs {', '.join(missing)}")
+        return GapClosed(math.nan, f"needs {', '.join(missing)}")
     values = [full, sst, *present.values()]
     if not all(math.isfinite(v) for v in values):
-        return GapClosed(math.nan, "n/a: a mean metric is not finite")
+        return GapClosed(math.nan, "a mean metric is not finite")
 
     best_name = max(present, key=present.get)
     best = present[best_name]
     denominator = full - best
     if abs(denominator) <= 1e-12 * max(1.0, abs(full)):
-        return GapClosed(math.nan, f"n/a: full and {best_name} have the same mean, so there is no gap to close", best_name)
+        return GapClosed(math.nan, f"full and {best_name} have the same mean, so there is no gap to close", best_name)
     value = (sst - best) / denominator
     note = ""
     if denominator < 0:

@@ -1,0 +1,286 @@
+"""The ``hypersst`` console command, with one subcommand per experiment family.
+
+Subcommands:
+
+* ``hypersst hgnn``: HyboNet node classification / link prediction with full-rank, LoRA,
+  ReLoRA* or SST linear layers, over seeds ``0 .. N-1``; prints mean ± std per method and
+  the gap closed, and writes ``results.json``, ``results.csv`` and ``val_curves.png``.
+* ``hypersst curvature``: the same runs over a list of curvatures, on the Lorentz model
+  (values of ``k > 0``, sectional curvature ``-1/k``) or the Poincaré model (values of
+  ``kappa <= 0``, where 0 is Euclidean); also writes ``curvature.png``.
+
+A new family adds a ``_add_<name>_parser`` function that registers its subparser and sets
+``handler`` to a function ``(args) -> int``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+__all__ = ["build_parser", "main"]
+
+logger = logging.getLogger("hypersst.cli")
+
+_DATASETS = ("airport", "cora", "disease", "pubmed", "synthetic")
+_TASKS = ("nc", "lp")
+_METHODS = ("full", "lora", "relora", "sst")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
+    return value
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser, *, default_out: str) -> None:
+    """Add the options shared by ``hgnn`` and ``curvature``."""
+    parser.add_argument("--dataset", nargs="+", choices=_DATASETS, default=["synthetic"], help="dataset(s) to run (default: synthetic)")
+    parser.add_argument("--task", nargs="+", choices=_TASKS, default=["nc"], help="nc = node classification, lp = link prediction (default: nc)")
+    parser.add_argument(
+        "--rank", nargs="+", type=_positive_int, default=[4], help="rank(s) of LoRA, ReLoRA* and SST; full ignores it (default: 4)"
+    )
+    parser.add_argument("--seeds", type=_positive_int, default=3, help="number of seeds; runs seeds 0 .. N-1 (default: 3)")
+    parser.add_argument(
+        "--epochs", type=_positive_int, default=None, help="maximum epochs, overriding the per-dataset default (5000 for real data)"
+    )
+    parser.add_argument(
+        "--protocol",
+        choices=("clean", "hgcn"),
+        default="clean",
+        help="data splits: clean (disjoint splits, no self-pair or positive negatives) or hgcn (HGCN/HyboNet splits) (default: clean)",
+    )
+    parser.add_argument(
+        "--features",
+        choices=("auto", "identity"),
+        default="auto",
+        help="auto reads the real features; identity uses one-hot node ids (not comparable with published numbers) (default: auto)",
+    )
+    parser.add_argument("--data-root", default=None, help="folder with one sub-folder per dataset (default: $HYPERSST_DATA)")
+    parser.add_argument("--split-seed", type=_non_negative_int, default=1234, help="seed of the data split (default: 1234)")
+    parser.add_argument("--out", default=default_out, help=f"output folder (default: {default_out})")
+    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="floating dtype of the model (default: float32)")
+    parser.add_argument(
+        "--sst-steps", type=_positive_int, default=None, help="optimizer steps per SST / ReLoRA* iteration (default: 50)"
+    )
+    parser.add_argument(
+        "--sst-warmup", type=_non_negative_int, default=None, help="learning-rate warm-up steps per iteration (default: 10)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
+
+
+def _add_hgnn_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "hgnn",
+        help="HyboNet node classification / link prediction with full, LoRA, ReLoRA* or SST layers",
+        description="Train HyboNet with each method and seed, print mean ± std and the gap closed, and write results.",
+    )
+    parser.add_argument("--method", nargs="+", choices=_METHODS, default=None, help="method(s) to run (default: sst)")
+    parser.add_argument("--grid", action="store_true", help="run every method (full, lora, relora, sst) at every given rank")
+    parser.add_argument(
+        "--curvature", type=float, default=1.0, help="Lorentz parameter k > 0; points satisfy <x,x>_L = -k, curvature -1/k (default: 1)"
+    )
+    _add_run_arguments(parser, default_out="runs/hgnn")
+    parser.set_defaults(handler=_run_hgnn_command)
+
+
+def _add_curvature_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "curvature",
+        help="sweep the curvature of the Lorentz or Poincaré model",
+        description="Train at each curvature and seed, print mean ± std, and plot the test metric against curvature.",
+    )
+    parser.add_argument("--method", nargs="+", choices=_METHODS, default=["sst"], help="method(s) to run (default: sst)")
+    parser.add_argument(
+        "--manifold",
+        choices=("lorentz", "poincare"),
+        default="lorentz",
+        help="lorentz: HyboNet; poincare: Poincaré-ball layers with tangent-space aggregation (default: lorentz)",
+    )
+    parser.add_argument(
+        "--curvatures",
+        nargs="+",
+        type=float,
+        default=None,
+        help="Lorentz k > 0 values, or Poincaré kappa <= 0 values where 0 is Euclidean (default: 0.5 1 2, or -1 -0.5 0)",
+    )
+    _add_run_arguments(parser, default_out="runs/curvature")
+    parser.set_defaults(handler=_run_curvature_command)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the ``hypersst`` argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(prog="hypersst", description="Sparse Spectral Training experiments on hyperbolic and Euclidean networks.")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    _add_hgnn_parser(subparsers)
+    _add_curvature_parser(subparsers)
+    return parser
+
+
+def _configure_logging(quiet: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    package_logger = logging.getLogger("hypersst")
+    package_logger.handlers[:] = [handler]
+    package_logger.setLevel(logging.WARNING if quiet else logging.INFO)
+    package_logger.propagate = False
+
+
+def _run_specs(args, methods, curvatures) -> list[dict]:
+    """List one dict of run arguments per (dataset, task, curvature, method, rank, seed)."""
+    specs = []
+    for dataset in args.dataset:
+        for task in args.task:
+            for curvature in curvatures:
+                for method in methods:
+                    ranks = [None] if method == "full" else args.rank
+                    for rank in ranks:
+                        for seed in range(args.seeds):
+                            specs.append(dict(dataset=dataset, task=task, curvature=curvature, method=method, rank=rank, seed=seed))
+    return specs
+
+
+def _execute(args, *, methods, manifold, curvatures, command: str) -> int:
+    """Run every spec, then print and write the results."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from hypersst.tasks import hgnn
+    from hypersst.tasks.reporting import compute_gaps, format_table, plot_curvature, plot_validation_curves, summarize, write_results
+
+    config = {key: value for key, value in vars(args).items() if key != "handler"}
+    config.update(command=command, methods=list(methods), manifold=manifold, curvatures=list(curvatures))
+    config["seed_list"] = list(range(args.seeds))
+    config["sst_steps"] = args.sst_steps or hgnn.SST_STEPS_PER_ITERATION
+    config["sst_warmup"] = args.sst_warmup if args.sst_warmup is not None else hgnn.SST_WARMUP_STEPS
+    logger.info("config: %s", json.dumps(config, sort_keys=True))
+
+    graphs = {}
+    for dataset in args.dataset:
+        for task in args.task:
+            graph = hgnn.load_graph(
+                dataset, task, protocol=args.protocol, features=args.features, data_root=args.data_root, split_seed=args.split_seed
+            )
+            graphs[(dataset, task)] = graph
+            meta = getattr(graph, "meta", None) or {}
+            if meta.get("note"):
+                print(f"note: {dataset} {task}: {meta['note']}")
+                logger.info("%s %s data note: %s", dataset, task, meta["note"])
+
+    specs = _run_specs(args, methods, curvatures)
+    dtype = torch.float64 if args.dtype == "float64" else torch.float32
+    records = []
+    for spec in tqdm(specs, desc=command, disable=args.no_progress, file=sys.stderr, dynamic_ncols=True):
+        logger.info(
+            "run %s %s method=%s rank=%s curvature=%s seed=%d",
+            spec["dataset"], spec["task"], spec["method"], spec["rank"], spec["curvature"], spec["seed"],
+        )
+        record = hgnn.run_hgnn(
+            spec["dataset"],
+            spec["task"],
+            spec["method"],
+            spec["rank"],
+            spec["seed"],
+            data=graphs[(spec["dataset"], spec["task"])],
+            protocol=args.protocol,
+            features=args.features,
+            split_seed=args.split_seed,
+            manifold=manifold,
+            curvature=spec["curvature"],
+            epochs=args.epochs,
+            sst_steps_per_iteration=config["sst_steps"],
+            sst_warmup_steps=config["sst_warmup"],
+            dtype=dtype,
+            progress=not args.no_progress,
+        )
+        logger.info(
+            "done seed=%d best_epoch=%d test=%s (%.1f s)", record["seed"], record["best_epoch"], record["test"], record["seconds"]
+        )
+        records.append(record)
+
+    summary = summarize(records)
+    gaps = compute_gaps(summary)
+    print(format_table(summary, gaps))
+    out = Path(args.out)
+    paths = write_results(out, records, summary, gaps, config)
+    paths["val_curves"] = plot_validation_curves(records, out / "val_curves.png", with_curvature=len(curvatures) > 1)
+    if command == "curvature":
+        paths["curvature"] = plot_curvature(summary, out / "curvature.png")
+    for name, path in paths.items():
+        print(f"wrote {name}: {path}")
+    return 0
+
+
+def _run_hgnn_command(args) -> int:
+    if args.grid and args.method is not None:
+        raise _UsageError("--grid runs every method; drop --method or drop --grid")
+    if not args.curvature > 0:
+        raise _UsageError(f"--curvature is the Lorentz parameter k and must be positive, got {args.curvature}")
+    methods = list(_METHODS) if args.grid else (args.method or ["sst"])
+    return _execute(args, methods=methods, manifold="lorentz", curvatures=[args.curvature], command="hgnn")
+
+
+def _run_curvature_command(args) -> int:
+    curvatures = args.curvatures
+    if curvatures is None:
+        curvatures = [0.5, 1.0, 2.0] if args.manifold == "lorentz" else [-1.0, -0.5, 0.0]
+    if args.manifold == "lorentz" and any(not value > 0 for value in curvatures):
+        raise _UsageError(f"Lorentz curvatures are values of k and must all be positive, got {curvatures}")
+    if args.manifold == "poincare" and any(not value <= 0 for value in curvatures):
+        raise _UsageError(f"Poincaré curvatures are values of kappa and must all be <= 0 (0 is Euclidean), got {curvatures}")
+    return _execute(args, methods=args.method, manifold=args.manifold, curvatures=curvatures, command="curvature")
+
+
+class _UsageError(Exception):
+    """A combination of arguments that the parser alone cannot reject."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``hypersst`` command.
+
+    Args:
+        argv: the arguments without the program name (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit code: 0 on success, 2 for invalid arguments, 1 when a run fails (for
+        example a missing data folder).
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    _configure_logging(args.quiet)
+    try:
+        return args.handler(args)
+    except _UsageError as error:
+        parser.print_usage(sys.stderr)
+        print(f"hypersst {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, ValueError, NotImplementedError, RuntimeError) as error:
+        logger.error("%s failed: %s", args.command, error)
+        print(f"hypersst {args.command}: error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

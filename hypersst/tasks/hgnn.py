@@ -1,0 +1,542 @@
+"""Training and evaluation of HyboNet on the HGNN benchmark (node classification and link prediction).
+
+One call of :func:`run_hgnn` trains one model with one seed and returns a record (a dict)
+with the best-validation metrics and the per-epoch history. The loop follows HyboNet's
+released GCN code:
+
+* full-batch training, one optimizer step per epoch, evaluation after every epoch in eval
+  mode (dropout off);
+* geoopt ``RiemannianAdam`` (``stabilize=10``) with two parameter groups: Euclidean
+  parameters whose names contain neither ``"bias"`` nor ``"scale"`` get decoupled weight
+  decay (``p <- p - lr * wd * p`` at every step, as in AdamW); biases, ``scale`` parameters
+  and manifold parameters get none;
+* gradient clipping by global norm when the hyperparameters set ``grad_clip``;
+* model selection on strictly improving val F1 (NC) or mean(ROC-AUC, AP) (LP), with
+  patience and a minimum number of epochs (:class:`~hypersst.tasks.metrics.EarlyStopping`);
+  the test metrics are those of the best validation epoch.
+
+Low-rank methods: ``"lora"``, ``"relora"`` and ``"sst"`` at rank ``r`` replace the linear
+map inside every LorentzLinear (or PoincareLinear). ReLoRA* and SST are driven by
+:class:`hypersst.SSTScheduler`, stepped once per epoch. Full-batch GNN training takes a
+few hundred to a few thousand optimizer steps, far fewer than the transformer schedules
+SST was designed with (200 steps per iteration, 20 warm-up steps), so the defaults here
+are shorter: :data:`SST_STEPS_PER_ITERATION` = 50 steps per iteration, so that a run of
+500-2000 epochs (the usual range under patience 500) sees 10-40 resamplings or ReLoRA*
+merges, and
+:data:`SST_WARMUP_STEPS` = 10 warm-up steps after each one. A round is ``ceil(k / r)``
+iterations.
+
+Seeds: ``seed`` sets ``torch.manual_seed`` (initialization, dropout), the SST sampling seed,
+and under ``protocol="clean"`` the generator of the per-epoch LP negatives. The data split
+always uses ``split_seed`` (default 1234). Under ``protocol="hgcn"`` the LP negatives
+continue HGCN's NumPy stream after the split, as HyboNet does, so they do not change
+with ``seed``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from types import MappingProxyType
+
+import geoopt
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from hypersst.tasks.metrics import EarlyStopping, lp_metrics, nc_metrics, selection_metric
+
+__all__ = [
+    "DATASETS",
+    "HGNN_HYPERPARAMETERS",
+    "HGNNHyperparameters",
+    "LOW_RANK_METHODS",
+    "MANIFOLDS",
+    "METHODS",
+    "SST_STEPS_PER_ITERATION",
+    "SST_WARMUP_STEPS",
+    "TASKS",
+    "build_model",
+    "build_optimizer",
+    "default_sst_config",
+    "get_hyperparameters",
+    "load_graph",
+    "run_hgnn",
+]
+
+logger = logging.getLogger(__name__)
+
+DATASETS = ("airport", "cora", "disease", "pubmed", "synthetic")
+TASKS = ("nc", "lp")
+METHODS = ("full", "lora", "relora", "sst")
+LOW_RANK_METHODS = ("lora", "relora", "sst")
+MANIFOLDS = ("lorentz", "poincare")
+PROTOCOLS = ("clean", "hgcn")
+FEATURE_MODES = ("auto", "identity")
+
+SST_STEPS_PER_ITERATION = 50
+"""Default optimizer steps (epochs) between two SST resamplings or ReLoRA* merges."""
+
+SST_WARMUP_STEPS = 10
+"""Default length of the learning-rate warm-up at the start of each SST or ReLoRA* iteration."""
+
+
+@dataclass(frozen=True)
+class HGNNHyperparameters:
+    """Hyperparameters of one dataset and task.
+
+    Attributes:
+        num_layers: HyboNet's ``--num-layers``: NC models have ``num_layers - 1`` graph
+            convolutions, LP models ``num_layers``.
+        lr: learning rate.
+        weight_decay: decoupled weight decay of the Euclidean weights.
+        dropout: dropout probability of every convolution.
+        margin: margin of the hinge loss.
+        grad_clip: maximum global gradient norm, or None for no clipping.
+        act: activation of every convolution but the first: ``"relu"`` or None.
+        dim: ambient dimension of the hidden layers (16 means a 15-dimensional space).
+        max_epochs: maximum number of epochs (optimizer steps).
+        patience: epochs without a strict validation improvement that end training.
+        min_epochs: training never stops at or before this epoch.
+        input_max_norm: cap on the tangent norm of the input features before ``expmap0``
+            (HyboNet caps it at 10), or None for no cap.
+    """
+
+    num_layers: int
+    lr: float
+    weight_decay: float
+    dropout: float
+    margin: float
+    grad_clip: float | None
+    act: str | None = None
+    dim: int = 16
+    max_epochs: int = 5000
+    patience: int = 500
+    min_epochs: int = 100
+    input_max_norm: float | None = 10.0
+
+    def __post_init__(self) -> None:
+        for name in ("num_layers", "dim", "max_epochs", "patience", "min_epochs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"HGNNHyperparameters.{name} must be an int, got {type(value).__name__}")
+        if self.num_layers < 1 or self.dim < 2 or self.max_epochs < 1:
+            raise ValueError(
+                f"HGNNHyperparameters needs num_layers >= 1, dim >= 2 and max_epochs >= 1, got "
+                f"{self.num_layers}, {self.dim} and {self.max_epochs}"
+            )
+        if not self.lr > 0 or self.weight_decay < 0 or not 0 <= self.dropout < 1:
+            raise ValueError(
+                f"HGNNHyperparameters needs lr > 0, weight_decay >= 0 and 0 <= dropout < 1, got "
+                f"{self.lr}, {self.weight_decay} and {self.dropout}"
+            )
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ValueError(f"HGNNHyperparameters.grad_clip must be positive or None, got {self.grad_clip}")
+        if self.act not in (None, "relu"):
+            raise ValueError(f"HGNNHyperparameters.act must be 'relu' or None, got {self.act!r}")
+
+
+# The real-data rows copy the flags of HyboNet's GCN run scripts (gcn/run.*.sh in
+# chenweize1998/fully-hyperbolic-nn). Flags the scripts omit keep HyboNet's defaults: 5000 epochs,
+# patience 500, 100 minimum epochs and margin 2. The synthetic rows are ours. A 1000-node tree
+# reaches its plateau within a few hundred epochs, so they stop earlier.
+HGNN_HYPERPARAMETERS = MappingProxyType(
+    {
+        ("airport", "lp"): HGNNHyperparameters(num_layers=2, lr=0.01, weight_decay=0.0, dropout=0.0, margin=2.0, grad_clip=None),
+        ("airport", "nc"): HGNNHyperparameters(num_layers=6, lr=0.02, weight_decay=1e-4, dropout=0.0, margin=2.0, grad_clip=1.0, act="relu"),
+        ("cora", "lp"): HGNNHyperparameters(num_layers=2, lr=0.02, weight_decay=1e-3, dropout=0.7, margin=0.1, grad_clip=0.5),
+        ("cora", "nc"): HGNNHyperparameters(num_layers=3, lr=0.02, weight_decay=1e-2, dropout=0.9, margin=1.0, grad_clip=1.0),
+        ("disease", "lp"): HGNNHyperparameters(num_layers=2, lr=0.005, weight_decay=0.0, dropout=0.0, margin=30.0, grad_clip=0.5),
+        ("disease", "nc"): HGNNHyperparameters(num_layers=4, lr=0.005, weight_decay=0.0, dropout=0.1, margin=2.0, grad_clip=0.5),
+        ("pubmed", "lp"): HGNNHyperparameters(num_layers=2, lr=0.008, weight_decay=0.0, dropout=0.5, margin=0.3, grad_clip=0.5),
+        ("pubmed", "nc"): HGNNHyperparameters(num_layers=3, lr=0.02, weight_decay=1e-3, dropout=0.8, margin=1.0, grad_clip=0.5),
+        ("synthetic", "lp"): HGNNHyperparameters(
+            num_layers=2, lr=0.01, weight_decay=0.0, dropout=0.0, margin=2.0, grad_clip=1.0, max_epochs=300, patience=100, min_epochs=50
+        ),
+        ("synthetic", "nc"): HGNNHyperparameters(
+            num_layers=3, lr=0.02, weight_decay=0.0, dropout=0.1, margin=1.0, grad_clip=1.0, max_epochs=300, patience=100, min_epochs=50
+        ),
+    }
+)
+"""Default hyperparameters per (dataset, task); read-only."""
+
+
+def _check_choice(value, name: str, choices: tuple) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+
+
+def get_hyperparameters(dataset: str, task: str) -> HGNNHyperparameters:
+    """Return the default hyperparameters of ``dataset`` and ``task``.
+
+    Args:
+        dataset: one of :data:`DATASETS`.
+        task: ``"nc"`` or ``"lp"``.
+
+    Returns:
+        The frozen :class:`HGNNHyperparameters`; use ``dataclasses.replace`` to change a value.
+    """
+    _check_choice(dataset, "dataset", DATASETS)
+    _check_choice(task, "task", TASKS)
+    return HGNN_HYPERPARAMETERS[(dataset, task)]
+
+
+def default_sst_config(rank: int, seed: int = 0, *, steps_per_iteration: int = SST_STEPS_PER_ITERATION, warmup_steps: int = SST_WARMUP_STEPS):
+    """Return the :class:`hypersst.SSTConfig` used for full-batch GNN training.
+
+    Args:
+        rank: active triplets per layer (SST) or LoRA rank (ReLoRA*).
+        seed: seed of the SST sampling generator.
+        steps_per_iteration: optimizer steps per iteration (default: :data:`SST_STEPS_PER_ITERATION`).
+        warmup_steps: warm-up steps per iteration (default: :data:`SST_WARMUP_STEPS`).
+
+    Returns:
+        An ``SSTConfig`` with ``iterations_per_round=None`` (``ceil(k / r)`` per layer).
+    """
+    from hypersst.config import SSTConfig
+
+    return SSTConfig(rank=rank, steps_per_iteration=steps_per_iteration, warmup_steps=warmup_steps, seed=seed)
+
+
+def load_graph(dataset: str, task: str, *, protocol: str = "clean", features: str = "auto", data_root=None, split_seed: int = 1234):
+    """Load a benchmark graph, or generate the synthetic one.
+
+    Args:
+        dataset: one of :data:`DATASETS`; ``"synthetic"`` calls
+            :func:`hypersst.data.make_synthetic_hierarchy` with ``seed=split_seed``.
+        task: ``"nc"`` or ``"lp"``.
+        protocol: ``"clean"`` or ``"hgcn"`` (real datasets only).
+        features: ``"auto"`` or ``"identity"`` (real datasets only).
+        data_root: folder with one sub-folder per dataset (default: ``$HYPERSST_DATA``).
+        split_seed: seed of the data split.
+
+    Returns:
+        A ``torch_geometric.data.Data`` with the fields of :func:`hypersst.data.load_hgnn_dataset`.
+    """
+    _check_choice(dataset, "dataset", DATASETS)
+    _check_choice(task, "task", TASKS)
+    _check_choice(protocol, "protocol", PROTOCOLS)
+    _check_choice(features, "features", FEATURE_MODES)
+    if dataset == "synthetic":
+        if protocol != "clean" or features != "auto":
+            raise ValueError(
+                f"the synthetic graph has only protocol 'clean' and its own features, got protocol {protocol!r} "
+                f"and features {features!r}; use --protocol clean --features auto"
+            )
+        from hypersst.data import make_synthetic_hierarchy
+
+        return make_synthetic_hierarchy(seed=split_seed, task=task)
+    from hypersst.data import load_hgnn_dataset
+
+    return load_hgnn_dataset(dataset, task, root=data_root, protocol=protocol, split_seed=split_seed, features=features)
+
+
+def _build_manifold(manifold: str, curvature: float | None):
+    _check_choice(manifold, "manifold", MANIFOLDS)
+    if manifold == "lorentz":
+        from hypersst.manifolds import Lorentz
+
+        k = 1.0 if curvature is None else float(curvature)
+        if not (math.isfinite(k) and k > 0):
+            raise ValueError(f"the Lorentz curvature parameter k must be positive and finite (sectional curvature -1/k), got {curvature}")
+        return Lorentz(k=k)
+    from hypersst.manifolds import Stereographic
+
+    kappa = -1.0 if curvature is None else float(curvature)
+    if not (math.isfinite(kappa) and kappa <= 0):
+        raise ValueError(
+            f"the Poincaré curvature kappa must be <= 0 (kappa = 0 is Euclidean), got {curvature}; "
+            "positive curvature (the sphere) is not supported by these models"
+        )
+    return Stereographic(k=kappa)
+
+
+def build_model(
+    task: str,
+    data,
+    hyperparameters: HGNNHyperparameters,
+    *,
+    manifold,
+    method: str = "full",
+    rank: int | None = None,
+    linear_options: dict | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> nn.Module:
+    """Build the model of ``task`` for ``data``.
+
+    Args:
+        task: ``"nc"`` or ``"lp"``.
+        data: the graph; ``data.x`` fixes the input width and ``data.num_classes`` the classes.
+        hyperparameters: the :class:`HGNNHyperparameters`.
+        manifold: a ``Lorentz`` manifold (HyboNet) or a ``Stereographic`` one (Poincaré model).
+        method: linear-layer method of every hyperbolic linear layer.
+        rank: rank of the low-rank methods.
+        linear_options: extra keyword arguments of the inner linear layers.
+        dtype: floating dtype of the model.
+
+    Returns:
+        :class:`~hypersst.models.HyboNetNC`, :class:`~hypersst.models.HyboNetLP` or their Poincaré
+        counterparts.
+    """
+    from hypersst.manifolds import Lorentz
+    from hypersst.models import HyboNetLP, HyboNetNC, PoincareGCNLP, PoincareGCNNC
+
+    is_lorentz = isinstance(manifold, Lorentz)
+    options = dict(
+        dim=hyperparameters.dim,
+        num_layers=hyperparameters.num_layers,
+        manifold=manifold,
+        method=method,
+        rank=rank,
+        dropout=hyperparameters.dropout,
+        nonlin=nn.ReLU() if hyperparameters.act == "relu" else None,
+        input_max_norm=hyperparameters.input_max_norm,
+        linear_options=linear_options,
+    )
+    in_features = int(data.x.size(1))
+    if task == "nc":
+        cls = HyboNetNC if is_lorentz else PoincareGCNNC
+        return cls(in_features, int(data.num_classes), dtype=dtype, **options).to(dtype)
+    cls = HyboNetLP if is_lorentz else PoincareGCNLP
+    return cls(in_features, **options).to(dtype)
+
+
+def _is_decayed(name: str, param: Tensor) -> bool:
+    return not isinstance(param, geoopt.ManifoldParameter) and "bias" not in name and "scale" not in name
+
+
+def build_optimizer(model: nn.Module, hyperparameters: HGNNHyperparameters) -> tuple[geoopt.optim.RiemannianAdam, list[Tensor]]:
+    """Build HyboNet's RiemannianAdam with its two parameter groups.
+
+    The optimizer itself applies no weight decay: the returned list names the parameters
+    that the training loop decays in the decoupled (AdamW) way before each step.
+
+    Args:
+        model: the model; only parameters with ``requires_grad`` are optimized.
+        hyperparameters: supplies ``lr`` and ``weight_decay``.
+
+    Returns:
+        ``(optimizer, decayed_parameters)``. Group 0 contains the decayed Euclidean weights, group 1
+        the biases, scales and manifold parameters.
+    """
+    decayed, others = [], []
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            (decayed if _is_decayed(name, param) else others).append(param)
+    groups = [
+        {"params": decayed, "decoupled_weight_decay": hyperparameters.weight_decay},
+        {"params": others, "decoupled_weight_decay": 0.0},
+    ]
+    optimizer = geoopt.optim.RiemannianAdam([group for group in groups if group["params"]], lr=hyperparameters.lr, stabilize=10)
+    return optimizer, decayed
+
+
+def _apply_decoupled_weight_decay(optimizer: torch.optim.Optimizer) -> None:
+    """Shrink ``p <- p * (1 - lr * wd)`` with each group's current (warmed-up) learning rate."""
+    with torch.no_grad():
+        for group in optimizer.param_groups:
+            decay = group.get("decoupled_weight_decay", 0.0)
+            if decay:
+                for param in group["params"]:
+                    param.mul_(1.0 - group["lr"] * decay)
+
+
+def _count_trainable(model: nn.Module) -> int:
+    return sum(param.numel() for param in model.parameters() if param.requires_grad)
+
+
+def _evaluate(model: nn.Module, task: str, data, output: Tensor, split: str) -> dict[str, float]:
+    """Evaluate ``split`` (``"val"`` or ``"test"``) from the eval-mode model output."""
+    if task == "nc":
+        index = data[f"{split}_idx"]
+        return nc_metrics(data.y[index], output[index].argmax(dim=-1), int(data.num_classes))
+    return lp_metrics(model.score(output, data[f"{split}_pos"]), model.score(output, data[f"{split}_neg"]))
+
+
+def _negative_generator(data, seed: int):
+    """Return the generator of the per-epoch LP training negatives (see the module docstring)."""
+    meta = getattr(data, "meta", None) or {}
+    if meta.get("protocol") == "hgcn" and "split_rng_state" in meta:
+        generator = np.random.RandomState()
+        generator.set_state(meta["split_rng_state"])
+        return generator
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return generator
+
+
+def run_hgnn(
+    dataset: str,
+    task: str,
+    method: str = "full",
+    rank: int | None = None,
+    seed: int = 0,
+    *,
+    data=None,
+    protocol: str = "clean",
+    features: str = "auto",
+    data_root=None,
+    split_seed: int = 1234,
+    manifold: str = "lorentz",
+    curvature: float | None = None,
+    epochs: int | None = None,
+    hyperparameters: HGNNHyperparameters | None = None,
+    sst_steps_per_iteration: int = SST_STEPS_PER_ITERATION,
+    sst_warmup_steps: int = SST_WARMUP_STEPS,
+    dtype: torch.dtype = torch.float32,
+    progress: bool = False,
+) -> dict:
+    """Train and evaluate one HGNN model with one seed.
+
+    Args:
+        dataset: one of :data:`DATASETS`.
+        task: ``"nc"`` or ``"lp"``.
+        method: ``"full"``, ``"lora"``, ``"relora"`` or ``"sst"``.
+        rank: rank of the low-rank methods (required for them); must be None for ``"full"``.
+        seed: training seed (initialization, dropout, SST sampling, clean-protocol LP negatives).
+        data: an already loaded graph; when None it is loaded with :func:`load_graph`.
+        protocol, features, data_root, split_seed: passed to :func:`load_graph` when ``data`` is None.
+        manifold: ``"lorentz"`` (HyboNet) or ``"poincare"`` (the Poincaré/Euclidean variant).
+        curvature: Lorentz ``k > 0`` (default 1) or Poincaré ``kappa <= 0`` (default -1).
+        epochs: maximum number of epochs; overrides the table, and ``min_epochs`` is lowered to it.
+        hyperparameters: overrides the table entry of ``(dataset, task)``.
+        sst_steps_per_iteration: steps per SST / ReLoRA* iteration.
+        sst_warmup_steps: warm-up steps per iteration.
+        dtype: floating dtype of the model and features.
+        progress: show a tqdm progress bar on stderr.
+
+    Returns:
+        A record: ``dataset``, ``task``, ``method``, ``rank``, ``seed``, ``manifold``,
+        ``curvature``, ``protocol``, ``features``, ``best_epoch``, ``epochs_run``, ``val`` and
+        ``test`` metrics at the best epoch, ``trainable_parameters``, ``seconds``,
+        ``hyperparameters``, ``sst`` (the scheduler config or None), ``meta`` (the data's meta
+        without RNG state) and ``history`` (lists ``epoch``, ``train_loss``, ``val_metric``).
+
+    Raises:
+        ValueError: on an unknown choice, a missing or superfluous rank, or a bad curvature.
+        RuntimeError: if the training loss becomes NaN or infinite.
+    """
+    _check_choice(task, "task", TASKS)
+    _check_choice(method, "method", METHODS)
+    if method == "full":
+        if rank is not None:
+            raise ValueError(f"method 'full' trains dense weights and takes no rank, got rank={rank}; pass rank=None")
+    elif isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
+        raise ValueError(f"method {method!r} needs a positive int rank, got {rank!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+
+    hp = hyperparameters if hyperparameters is not None else get_hyperparameters(dataset, task)
+    if epochs is not None:
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+        hp = replace(hp, max_epochs=epochs, min_epochs=min(hp.min_epochs, epochs))
+    geometry = _build_manifold(manifold, curvature)
+    if data is None:
+        data = load_graph(dataset, task, protocol=protocol, features=features, data_root=data_root, split_seed=split_seed)
+    meta = dict(getattr(data, "meta", None) or {})
+
+    torch.manual_seed(seed)
+    sst_config = None
+    linear_options = None
+    if method in ("sst", "relora"):
+        sst_config = default_sst_config(rank, seed, steps_per_iteration=sst_steps_per_iteration, warmup_steps=sst_warmup_steps)
+        if method == "sst":
+            linear_options = {"gradient": sst_config.gradient, "vector_geometry": sst_config.vector_geometry}
+    model = build_model(task, data, hp, manifold=geometry, method=method, rank=rank, linear_options=linear_options, dtype=dtype)
+    optimizer, _ = build_optimizer(model, hp)
+    scheduler = None
+    if sst_config is not None:
+        from hypersst.schedule import SSTScheduler
+
+        scheduler = SSTScheduler(model, optimizer, sst_config)
+
+    from hypersst.models import lp_margin_loss, nc_margin_loss, normalized_adjacency
+
+    # The input mapping has no parameters, so the points are computed once per run.
+    with torch.no_grad():
+        points = model.encoder.embed_input(data.x.to(dtype))
+    adjacency = normalized_adjacency(data.edge_index, int(data.num_nodes), dtype=dtype)
+    negatives = None
+    if task == "lp":
+        from hypersst.data import sample_train_negatives
+
+        negatives = _negative_generator(data, seed)
+        num_train_pos = int(data.train_pos.size(1))
+
+    stopper = EarlyStopping(patience=hp.patience, min_epochs=hp.min_epochs)
+    history = {"epoch": [], "train_loss": [], "val_metric": []}
+    best_val, best_test = None, None
+    trainable = [param for param in model.parameters() if param.requires_grad]
+
+    from tqdm.auto import tqdm
+
+    label = f"{dataset} {task} {method}" + ("" if rank is None else f" r={rank}") + f" seed={seed}"
+    bar = tqdm(range(hp.max_epochs), desc=label, disable=not progress, leave=False, file=sys.stderr, dynamic_ncols=True)
+    start = time.perf_counter()
+    epoch = -1
+    for epoch in bar:
+        model.train()
+        optimizer.zero_grad()
+        if task == "nc":
+            scores = model(points, adjacency, embedded=True)
+            loss = nc_margin_loss(scores[data.train_idx], data.y[data.train_idx], hp.margin)
+        else:
+            h = model(points, adjacency, embedded=True)
+            train_neg = sample_train_negatives(data, num_train_pos, generator=negatives)
+            loss = lp_margin_loss(model.score(h, data.train_pos), model.score(h, train_neg), hp.margin)
+        if not torch.isfinite(loss):
+            raise RuntimeError(
+                f"run_hgnn: the training loss became {loss.item()} at epoch {epoch} ({label}); "
+                "try float64 (dtype=torch.float64), a lower learning rate or gradient clipping"
+            )
+        loss.backward()
+        if hp.grad_clip is not None:
+            nn.utils.clip_grad_norm_(trainable, hp.grad_clip)
+        _apply_decoupled_weight_decay(optimizer)
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+
+        model.eval()
+        with torch.no_grad():
+            output = model(points, adjacency, embedded=True)
+            val = _evaluate(model, task, data, output, "val")
+            value = selection_metric(task, val)
+            if stopper.update(epoch, value):
+                best_val = val
+                best_test = _evaluate(model, task, data, output, "test")
+        history["epoch"].append(epoch)
+        history["train_loss"].append(float(loss.item()))
+        history["val_metric"].append(value)
+        if progress and epoch % 10 == 0:
+            bar.set_postfix(loss=f"{loss.item():.4f}", val=f"{value:.4f}", best=f"{stopper.best_value:.4f}")
+        if stopper.should_stop(epoch):
+            break
+    bar.close()
+
+    meta.pop("split_rng_state", None)
+    return {
+        "dataset": dataset,
+        "task": task,
+        "method": method,
+        "rank": rank,
+        "seed": seed,
+        "manifold": manifold,
+        "curvature": float(geometry.k.item()),
+        "protocol": meta.get("protocol", protocol),
+        "features": meta.get("features", features),
+        "best_epoch": stopper.best_epoch,
+        "epochs_run": epoch + 1,
+        "val": best_val,
+        "test": best_test,
+        "trainable_parameters": _count_trainable(model),
+        "seconds": time.perf_counter() - start,
+        "hyperparameters": asdict(hp),
+        "sst": None if sst_config is None else sst_config.to_dict(),
+        "meta": meta,
+        "history": history,
+    }
