@@ -10,7 +10,7 @@ Subcommands:
   ``kappa <= 0``, where 0 is Euclidean); also writes ``curvature.png``.
 
 A new family adds a ``_add_<name>_parser`` function that registers its subparser and sets
-``handler`` to a function ``(args) -> int``.
+``handler`` to a function ``(args) -> int`` and ``subparser`` to its parser.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def _add_hgnn_parser(subparsers) -> None:
         "--curvature", type=float, default=1.0, help="Lorentz parameter k > 0; points satisfy <x,x>_L = -k, curvature -1/k (default: 1)"
     )
     _add_run_arguments(parser, default_out="runs/hgnn")
-    parser.set_defaults(handler=_run_hgnn_command)
+    parser.set_defaults(handler=_run_hgnn_command, subparser=parser)
 
 
 def _add_curvature_parser(subparsers) -> None:
@@ -123,7 +123,7 @@ def _add_curvature_parser(subparsers) -> None:
         help="Lorentz k > 0 values, or Poincaré kappa <= 0 values where 0 is Euclidean (default: 0.5 1 2, or -1 -0.5 0)",
     )
     _add_run_arguments(parser, default_out="runs/curvature")
-    parser.set_defaults(handler=_run_curvature_command)
+    parser.set_defaults(handler=_run_curvature_command, subparser=parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -167,7 +167,7 @@ def _execute(args, *, methods, manifold, curvatures, command: str) -> int:
     from hypersst.tasks import hgnn
     from hypersst.tasks.reporting import compute_gaps, format_table, plot_curvature, plot_validation_curves, summarize, write_results
 
-    config = {key: value for key, value in vars(args).items() if key != "handler"}
+    config = {key: value for key, value in vars(args).items() if key not in ("handler", "subparser")}
     config.update(command=command, methods=list(methods), manifold=manifold, curvatures=list(curvatures))
     config["seed_list"] = list(range(args.seeds))
     config["sst_steps"] = args.sst_steps or hgnn.SST_STEPS_PER_ITERATION
@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except _UsageError as error:
-        parser.print_usage(sys.stderr)
+        args.subparser.print_usage(sys.stderr)
         print(f"hypersst {args.command}: error: {error}", file=sys.stderr)
         return 2
     except (FileNotFoundError, ValueError, NotImplementedError, RuntimeError) as error:

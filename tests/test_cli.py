@@ -76,15 +76,18 @@ def test_curvature_sweep_writes_plot(tmp_path, manifold, curvatures):
         (["hgnn", "--curvature", "-1"], "must be positive"),
         (["curvature", "--manifold", "poincare", "--curvatures", "0.5"], "must all be <= 0"),
         (["curvature", "--manifold", "lorentz", "--curvatures", "0"], "must all be positive"),
-        (["hgnn", "--protocol", "hgcn"], "only protocol 'clean'"),
     ],
 )
-def test_argument_errors(argv, message, capsys, tmp_path):
-    code = main([*argv, "--out", str(tmp_path)] if argv and argv[0] in ("hgnn", "curvature") and "--protocol" not in argv else argv)
-    stderr = capsys.readouterr().err
-    expected_code = 1 if "--protocol" in argv else 2
-    assert code == expected_code
-    assert message in stderr
+def test_argument_errors(argv, message, capsys):
+    code = main(argv)
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_synthetic_with_hgcn_protocol_fails(tmp_path, capsys):
+    code = main(["hgnn", "--protocol", "hgcn", "--out", str(tmp_path), "--no-progress"])
+    assert code == 1
+    assert "only protocol 'clean'" in capsys.readouterr().err
 
 
 def test_missing_data_root_fails(tmp_path, capsys):
