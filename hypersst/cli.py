@@ -78,7 +78,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser, *, default_out: str) -> 
     parser.add_argument("--out", default=default_out, help=f"output folder (default: {default_out})")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="floating dtype of the model (default: float32)")
     parser.add_argument(
-        "--sst-steps", type=_positive_int, default=None, help="optimizer steps per SST / ReLoRA* iteration (default: 50)"
+        "--sst-steps", type=_positive_int, default=None, help="optimizer steps per SST / ReLoRA* iteration (default: 100)"
     )
     parser.add_argument(
         "--sst-warmup", type=_non_negative_int, default=None, help="learning-rate warm-up steps per iteration (default: 10)"

@@ -78,7 +78,7 @@ def test_default_sst_config():
     config = default_sst_config(4, seed=3)
     assert config.rank == 4
     assert config.seed == 3
-    assert config.steps_per_iteration == SST_STEPS_PER_ITERATION == 50
+    assert config.steps_per_iteration == SST_STEPS_PER_ITERATION == 100
     assert config.warmup_steps == SST_WARMUP_STEPS == 10
     assert config.iterations_per_round is None
 
