@@ -14,7 +14,7 @@ __all__ = ["make_synthetic_hierarchy"]
 _NUM_PROCESS_FEATURES = 3
 
 
-def _check_arguments(num_nodes, task, feature_dim, transmission, noise, val_prop, test_prop) -> None:
+def _check_arguments(num_nodes, task, feature_dim, transmission, noise, trait_step, val_prop, test_prop) -> None:
     if not isinstance(num_nodes, (int, np.integer)) or isinstance(num_nodes, bool):
         raise TypeError(f"make_synthetic_hierarchy: num_nodes must be an int, got {type(num_nodes).__name__}")
     if num_nodes < 20:
@@ -30,6 +30,8 @@ def _check_arguments(num_nodes, task, feature_dim, transmission, noise, val_prop
         raise ValueError(f"make_synthetic_hierarchy: transmission must be > 0, got {transmission!r}")
     if not noise >= 0:
         raise ValueError(f"make_synthetic_hierarchy: noise must be >= 0, got {noise!r}")
+    if not trait_step >= 0:
+        raise ValueError(f"make_synthetic_hierarchy: trait_step must be >= 0, got {trait_step!r}")
     if not (0 < val_prop and 0 < test_prop and val_prop + test_prop < 1):
         raise ValueError(
             "make_synthetic_hierarchy: val_prop and test_prop must be > 0 with a sum below 1, got "
@@ -86,6 +88,7 @@ def make_synthetic_hierarchy(
     feature_dim: int = 8,
     transmission: float = 1.8,
     noise: float = 0.3,
+    trait_step: float = 0.3,
     val_prop: float = 0.15,
     test_prop: float = 0.15,
 ) -> Data:
@@ -108,11 +111,14 @@ def make_synthetic_hierarchy(
        * column 1: the infection time divided by the largest one, or a Uniform(0.5, 1.5) decoy
          for uninfected nodes, noise ``noise``;
        * column 2: the depth divided by the tree height, noise ``noise / 2``;
-       * the other columns: standard normal noise only.
+       * the other columns: inherited traits, a Brownian motion down the tree. The root draws
+         ``N(0, 1)`` and every child adds an ``N(0, trait_step^2)`` step to its parent's values, so
+         adjacent nodes have close traits and the traits locate a node in the hierarchy.
 
     A label thus depends on the node's own features and on its position (whether its parent was
     infected), so both a feature-only and a graph-only classifier do better than the majority
-    class, and a graph model that uses both does better still.
+    class, and a graph model that uses both does better still. For link prediction, the traits
+    make an edge between nodes of nearby traits likely, as similar traits are for real contacts.
 
     Args:
         num_nodes: number of nodes, at least 20 (default: 1000).
@@ -121,6 +127,7 @@ def make_synthetic_hierarchy(
         feature_dim: number of feature columns, at least 3 (default: 8).
         transmission: factor on the per-edge infection probability (default: 1.8).
         noise: standard deviation of the feature noise (default: 0.3).
+        trait_step: standard deviation of the per-edge step of the inherited traits (default: 0.3).
         val_prop: validation share of the nodes (NC) or edges (LP) (default: 0.15).
         test_prop: test share of the nodes (NC) or edges (LP) (default: 0.15).
 
@@ -131,7 +138,7 @@ def make_synthetic_hierarchy(
         and self-pair.
         ``meta["comparable"]`` is False.
     """
-    _check_arguments(num_nodes, task, feature_dim, transmission, noise, val_prop, test_prop)
+    _check_arguments(num_nodes, task, feature_dim, transmission, noise, trait_step, val_prop, test_prop)
     rng = np.random.default_rng(seed)
 
     parent = _grow_tree(num_nodes, rng)
@@ -148,6 +155,10 @@ def make_synthetic_hierarchy(
     scaled_time = np.where(infected, time / time_scale, decoy_time)
 
     features = rng.normal(0.0, 1.0, size=(num_nodes, feature_dim))
+    steps = rng.normal(0.0, trait_step, size=(num_nodes, feature_dim - _NUM_PROCESS_FEATURES))
+    # parents precede their children, so one pass in node order accumulates the steps from the root
+    for node in range(1, num_nodes):
+        features[node, _NUM_PROCESS_FEATURES:] = features[parent[node], _NUM_PROCESS_FEATURES:] + steps[node]
     features[:, 0] = susceptibility + noise * rng.normal(size=num_nodes)
     features[:, 1] = scaled_time + noise * rng.normal(size=num_nodes)
     features[:, 2] = depth / depth.max() + 0.5 * noise * rng.normal(size=num_nodes)
@@ -170,6 +181,7 @@ def make_synthetic_hierarchy(
             "feature_dim": int(feature_dim),
             "transmission": float(transmission),
             "noise": float(noise),
+            "trait_step": float(trait_step),
         },
     }
     data = Data(

@@ -129,17 +129,10 @@ def test_synthetic_nc_beats_majority(synthetic_nc, method, rank):
     assert record["history"]["val_metric"][record["best_epoch"]] == record["val"]["f1"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "the synthetic tree's held-out edges join different components of the training forest and its "
-        "features carry little link information, so HyboNet LP stays near or below chance on it"
-    ),
-)
 @pytest.mark.parametrize(("method", "rank"), METHODS)
 def test_synthetic_lp_beats_chance(synthetic_lp, method, rank):
     record = run_hgnn("synthetic", "lp", method, rank, seed=0, data=synthetic_lp, epochs=30)
-    assert record["test"]["roc_auc"] > 0.5
+    assert record["test"]["roc_auc"] > 0.6
 
 
 @pytest.mark.parametrize(("method", "rank"), METHODS)
