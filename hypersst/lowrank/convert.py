@@ -18,7 +18,8 @@ from hypersst.lowrank._targets import (
     replace_module,
     sst_linear_class,
 )
-from hypersst.lowrank.lora import LoRALinear, ReLoRALinear, check_rank
+from hypersst._validation import check_rank
+from hypersst.lowrank.lora import LoRALinear, ReLoRALinear
 from hypersst.lowrank.two_factor import TwoFactorLinear
 
 __all__ = ["METHODS", "LowRankReport", "apply_lowrank", "convert_linear", "make_linear", "merge_lowrank"]

@@ -8,7 +8,7 @@ from typing import Iterable
 from torch import nn
 
 from hypersst.lowrank._targets import TargetSpec, find_targets
-from hypersst.lowrank.lora import check_rank
+from hypersst._validation import check_rank
 
 __all__ = ["make_galore_optimizer"]
 

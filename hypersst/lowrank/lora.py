@@ -9,21 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hypersst._validation import check_rank
 from hypersst.lowrank.optim_state import reset_optimizer_state
 
 __all__ = ["LoRALinear", "ReLoRALinear"]
-
-
-def check_rank(rank, in_features: int, out_features: int, name: str) -> None:
-    """Raise unless ``rank`` is an int in ``[1, min(in_features, out_features)]``, naming the layer ``name``."""
-    k = min(in_features, out_features)
-    if isinstance(rank, bool) or not isinstance(rank, int):
-        raise TypeError(f"{name}: rank must be an int, got {type(rank).__name__} {rank!r}")
-    if not 1 <= rank <= k:
-        raise ValueError(
-            f"{name}: rank={rank} is out of range for a {out_features}x{in_features} weight; "
-            f"choose 1 <= rank <= min(in_features, out_features) = {k}"
-        )
 
 
 def wide_dtype(dtype: torch.dtype) -> torch.dtype:

@@ -9,23 +9,13 @@ import geoopt
 import torch
 from torch import Tensor, nn
 
+from hypersst._validation import check_rank
 from hypersst.spectral.functional import spectral_linear, svd_factors
 
 __all__ = ["SSTLinear"]
 
 _GRADIENTS = ("enhanced", "default")
 _GEOMETRIES = ("euclidean", "sphere")
-
-
-def _validate_rank(rank, in_features: int, out_features: int, name: str) -> None:
-    k = min(in_features, out_features)
-    if isinstance(rank, bool) or not isinstance(rank, int):
-        raise TypeError(f"{name}: rank must be an int, got {type(rank).__name__} {rank!r}")
-    if not 1 <= rank <= k:
-        raise ValueError(
-            f"{name}: rank={rank} is out of range for a {out_features}x{in_features} weight; "
-            f"choose 1 <= rank <= min(in_features, out_features) = {k}"
-        )
 
 
 class SSTLinear(nn.Module):
@@ -72,7 +62,7 @@ class SSTLinear(nn.Module):
         for label, value in (("in_features", in_features), ("out_features", out_features)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"SSTLinear: {label} must be a positive int, got {value!r}")
-        _validate_rank(rank, in_features, out_features, "SSTLinear")
+        check_rank(rank, in_features, out_features, "SSTLinear")
         if gradient not in _GRADIENTS:
             raise ValueError(f"SSTLinear: gradient must be one of {_GRADIENTS}, got {gradient!r}")
         if vector_geometry not in _GEOMETRIES:
@@ -140,7 +130,7 @@ class SSTLinear(nn.Module):
         label = name or "SSTLinear.from_linear"
         if not isinstance(linear, nn.Linear):
             raise TypeError(f"{label}: expected an nn.Linear, got {type(linear).__name__}")
-        _validate_rank(rank, linear.in_features, linear.out_features, label)
+        check_rank(rank, linear.in_features, linear.out_features, label)
         layer = cls(
             linear.in_features,
             linear.out_features,
