@@ -14,9 +14,11 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -30,10 +32,16 @@ from hypersst.data.images import load_digits
 from hypersst.models.mlp import MLP
 
 
-def train(rank: int, world_size: int, init_file: str, steps: int, out: str) -> None:
+def train(rank: int, world_size: int, init_file: str, steps: int, out: str, timeout: float) -> None:
     """Train on this rank's shard and write the final state summary to ``out.<rank>``."""
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
+    dist.init_process_group(
+        "gloo",
+        init_method=f"file://{init_file}",
+        rank=rank,
+        world_size=world_size,
+        timeout=datetime.timedelta(seconds=timeout),
+    )
     data = load_digits(seed=0)
     torch.manual_seed(0)  # the same initial weights on every rank
     model = MLP(data.num_features, 64, data.num_classes, depth=2)
@@ -63,6 +71,10 @@ def train(rank: int, world_size: int, init_file: str, steps: int, out: str) -> N
         "iterations": scheduler.iteration,
     }
     Path(f"{out}.{rank}").write_text(json.dumps(summary))
+    # Release DDP's reducer while the process group still exists: destroying the group first left its
+    # destructor waiting on gloo in some runs, so the rank never exited.
+    dist.barrier()
+    del ddp
     dist.destroy_process_group()
 
 
@@ -71,11 +83,30 @@ def main(argv=None) -> int:
     parser.add_argument("--world-size", type=int, default=2, help="number of processes")
     parser.add_argument("--steps", type=int, default=40, help="optimizer steps")
     parser.add_argument("--out", type=Path, default=Path("results/ddp_sst.json"), help="output JSON file")
+    parser.add_argument(
+        "--timeout", type=float, default=240.0, help="seconds before the ranks are stopped and the run fails"
+    )
     args = parser.parse_args(argv)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as folder:
         init_file = os.path.join(folder, "rendezvous")
-        mp.spawn(train, args=(args.world_size, init_file, args.steps, str(args.out)), nprocs=args.world_size)
+        context = mp.start_processes(
+            train,
+            args=(args.world_size, init_file, args.steps, str(args.out), args.timeout),
+            nprocs=args.world_size,
+            join=False,
+            start_method="spawn",
+        )
+        deadline = time.monotonic() + args.timeout
+        try:
+            while not context.join(timeout=1.0):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the {args.world_size} ranks did not finish within {args.timeout} s")
+        finally:
+            # Stop ranks that are still alive (after a timeout or a failed rank) so none outlives the run.
+            for process in context.processes:
+                if process.is_alive():
+                    process.kill()
     summaries = []
     for rank in range(args.world_size):
         part = Path(f"{args.out}.{rank}")

@@ -9,7 +9,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "ddp_sst.py"
 def test_ddp_ranks_stay_identical(tmp_path):
     out = tmp_path / "ddp.json"
     subprocess.run(
-        [sys.executable, str(SCRIPT), "--world-size", "2", "--steps", "30", "--out", str(out)],
+        [sys.executable, str(SCRIPT), "--world-size", "2", "--steps", "30", "--out", str(out), "--timeout", "240"],
         check=True,
         timeout=300,
     )
