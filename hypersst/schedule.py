@@ -51,14 +51,15 @@ class SSTScheduler:
     learning-rate schedule, build the config with ``warmup_steps=0``.
 
     Args:
-        model: a module that contains SST or ReLoRA* layers (see :func:`hypersst.apply_lowrank`).
+        model: a module that contains SST or ReLoRA* layers (see :func:`hypersst.apply_lowrank`), all of
+            rank ``config.rank``.
         optimizer: the optimizer that trains ``model``; it must hold every trainable parameter of those
             layers.
         config: schedule and sampling options.
 
     Raises:
-        ValueError: if the model has no SST or ReLoRA* layer, or the optimizer lacks one of their
-            parameters.
+        ValueError: if the model has no SST or ReLoRA* layer, a layer's rank differs from ``config.rank``,
+            or the optimizer lacks one of their parameters.
     """
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, config: SSTConfig) -> None:
@@ -79,6 +80,7 @@ class SSTScheduler:
                 "SSTScheduler: the model contains no SSTLinear or ReLoRALinear layer; convert it first with "
                 "hypersst.apply_lowrank(model, 'sst', rank) or apply_lowrank(model, 'relora', rank)."
             )
+        self._check_ranks()
         self._check_optimizer_holds_parameters()
 
         self.generator = torch.Generator(device="cpu")
@@ -91,6 +93,14 @@ class SSTScheduler:
         self._apply_lr_factor()
 
     # ------------------------------------------------------------------ checks
+    def _check_ranks(self) -> None:
+        for name, module in self.sst_layers + self.relora_layers:
+            if module.rank != self.config.rank:
+                raise ValueError(
+                    f"SSTScheduler: layer {name!r} has rank {module.rank} but the config has rank={self.config.rank}; "
+                    "convert the model and build the config with the same rank"
+                )
+
     def _check_optimizer_holds_parameters(self) -> None:
         held = {id(p) for group in self.optimizer.param_groups for p in group["params"]}
         for name, module in self.sst_layers + self.relora_layers:
@@ -128,15 +138,15 @@ class SSTScheduler:
             layer.rank,
             sampling=self.config.sampling,
             generator=self.generator,
-            name=name,
+            name=f"layer {name!r}",
         )
-        changed = layer.swap_(indices, name=name)
+        changed = layer.swap_(indices, name=f"layer {name!r}")
         if changed.numel():
             for param in layer.trainable_vector_parameters():
                 _reset_state(self.optimizer, param, index=changed)
 
     def _resvd(self, name: str, layer: SSTLinear) -> None:
-        layer.resvd_(name=name)
+        layer.resvd_(name=f"layer {name!r}")
         for param in (layer.S, *layer.trainable_vector_parameters()):
             _reset_state(self.optimizer, param)
 

@@ -12,7 +12,7 @@ def _model(dtype=torch.float64, seed=0, vector_geometry="euclidean"):
     return nn.Sequential(
         SSTLinear(12, 10, 3, vector_geometry=vector_geometry, dtype=dtype),
         nn.Tanh(),
-        SSTLinear(10, 6, 2, vector_geometry=vector_geometry, dtype=dtype),
+        SSTLinear(10, 6, 3, vector_geometry=vector_geometry, dtype=dtype),
     )
 
 
@@ -106,7 +106,7 @@ def test_default_round_length_is_k_over_r():
     model = _model()
     scheduler = SSTScheduler(model, torch.optim.SGD(model.parameters(), lr=0.1), SSTConfig(rank=3))
     assert scheduler.iterations_per_round(model[0]) == 4  # ceil(10 / 3)
-    assert scheduler.iterations_per_round(model[2]) == 3  # 6 / 2
+    assert scheduler.iterations_per_round(model[2]) == 2  # 6 / 3
 
 
 def test_warmup_factor_restarts_every_iteration():
@@ -151,7 +151,24 @@ def test_scheduler_rejects_optimizer_without_layer_parameters():
     model = _model()
     optimizer = torch.optim.Adam(model[0].parameters(), lr=1e-3)
     with pytest.raises(ValueError, match="does not hold parameter 'S' of layer '2'"):
-        SSTScheduler(model, optimizer, SSTConfig(rank=2))
+        SSTScheduler(model, optimizer, SSTConfig(rank=3))
+
+
+def test_scheduler_rejects_rank_mismatch():
+    model = _model()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    with pytest.raises(ValueError, match="layer '0' has rank 3 but the config has rank=4"):
+        SSTScheduler(model, optimizer, SSTConfig(rank=4))
+
+
+def test_non_finite_singular_values_name_the_layer():
+    model = _model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = SSTScheduler(model, optimizer, SSTConfig(rank=3, steps_per_iteration=1, warmup_steps=0))
+    with torch.no_grad():
+        model[2].S[0] = float("nan")
+    with pytest.raises(ValueError, match="layer '2': singular values contain NaN or Inf"):
+        scheduler.step()
 
 
 def test_scheduler_rejects_model_without_low_rank_layers():
@@ -163,9 +180,9 @@ def test_scheduler_rejects_model_without_low_rank_layers():
 def test_load_state_dict_rejects_other_config():
     model = _model()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    state = SSTScheduler(model, optimizer, SSTConfig(rank=2, seed=1)).state_dict()
+    state = SSTScheduler(model, optimizer, SSTConfig(rank=3, seed=1)).state_dict()
     with pytest.raises(ValueError, match="the checkpoint was written with config"):
-        SSTScheduler(model, optimizer, SSTConfig(rank=2, seed=2)).load_state_dict(state)
+        SSTScheduler(model, optimizer, SSTConfig(rank=3, seed=2)).load_state_dict(state)
 
 
 def test_same_seed_draws_same_indices_in_every_process():
@@ -175,6 +192,6 @@ def test_same_seed_draws_same_indices_in_every_process():
         with torch.no_grad():
             model[0].S.copy_(torch.linspace(3, 1, 10, dtype=torch.float64))
             model[2].S.copy_(torch.linspace(3, 1, 6, dtype=torch.float64))
-        SSTScheduler(model, torch.optim.SGD(model.parameters(), lr=0.1), SSTConfig(rank=2, seed=11))
+        SSTScheduler(model, torch.optim.SGD(model.parameters(), lr=0.1), SSTConfig(rank=3, seed=11))
         draws.append((model[0].active_indices.tolist(), model[2].active_indices.tolist()))
     assert draws[0] == draws[1]

@@ -19,8 +19,8 @@ def _check_finite_weights(S: Tensor, name: str) -> None:
     if not torch.isfinite(S).all():
         bad = S[~torch.isfinite(S)][:4].tolist()
         raise ValueError(
-            f"{name}: singular values contain NaN or Inf (for example {bad}); the layer diverged. "
-            "Lower the learning rate or restore the last checkpoint."
+            f"{name}: singular values contain NaN or Inf (for example {bad}), so the layer diverged or saw "
+            "non-finite inputs. Check the inputs, lower the learning rate or restore the last checkpoint."
         )
 
 

@@ -233,8 +233,8 @@ class SSTLinear(nn.Module):
         for label, tensor in (("S", self.S), ("U", self.Ut_active), ("Vh", self.Vh_active)):
             if not torch.isfinite(tensor).all():
                 raise RuntimeError(
-                    f"{name}: {label} contains NaN or Inf after training steps; the layer diverged. "
-                    "Lower the learning rate or restore a checkpoint."
+                    f"{name}: {label} contains NaN or Inf after training steps, so the layer diverged or saw "
+                    "non-finite inputs. Check the inputs, lower the learning rate or restore a checkpoint."
                 )
         for label, vectors in (("U", self.Ut_active), ("Vh", self.Vh_active)):
             zero = torch.nonzero(vectors.norm(dim=1) == 0).flatten()
