@@ -92,7 +92,9 @@ def _add_run_arguments(parser: argparse.ArgumentParser, *, default_out: str) -> 
     parser.add_argument(
         "--sst-warmup", type=_non_negative_int, default=None, help="learning-rate warm-up steps per iteration (default: 10)"
     )
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    parser.add_argument(
+        "--no-progress", action="store_true", help="hide the progress bars (hidden anyway when stderr is not a terminal)"
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
 
 
@@ -199,7 +201,9 @@ def _execute(args, *, methods, manifold, curvatures, command: str) -> int:
     specs = _run_specs(args, methods, curvatures)
     dtype = torch.float64 if args.dtype == "float64" else torch.float32
     records = []
-    for spec in tqdm(specs, desc=command, disable=args.no_progress, file=sys.stderr, dynamic_ncols=True):
+    # disable=None lets tqdm hide the bar when stderr is not a terminal (a pipe or a log file).
+    progress_off = True if args.no_progress else None
+    for spec in tqdm(specs, desc=command, disable=progress_off, file=sys.stderr, dynamic_ncols=True):
         logger.info(
             "run %s %s method=%s rank=%s curvature=%s seed=%d",
             spec["dataset"], spec["task"], spec["method"], spec["rank"], spec["curvature"], spec["seed"],

@@ -209,6 +209,14 @@ def test_missing_features_advice_uses_flags(tmp_path, monkeypatch, capsys):
     assert "features='identity'" not in line
 
 
+def test_progress_hidden_without_terminal(tmp_path, capsys):
+    code = main(["hgnn", "--method", "sst", "--seeds", "1", "--epochs", "3", "--out", str(tmp_path), "-q"])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "it/s" not in err
+    assert "%|" not in err
+
+
 def test_parser_lists_subcommands():
     help_text = build_parser().format_help()
     assert "hgnn" in help_text
