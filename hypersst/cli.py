@@ -14,6 +14,9 @@ folder are found before any training. Each error prints one ``hypersst <command>
 line (after the usage for a flag error) and exits with code 2. A run that fails later prints
 one such line and exits with code 1.
 
+Epochs count from 0 everywhere: ``best_epoch`` in ``results.csv`` / ``results.json`` and the
+x axis of ``val_curves.png`` (epoch 0 is the evaluation after the first optimizer step).
+
 A new family adds a ``_add_<name>_parser`` function that registers its subparser and sets
 ``handler`` to a function ``(args) -> int`` and ``subparser`` to its parser.
 """

@@ -217,6 +217,15 @@ def test_progress_hidden_without_terminal(tmp_path, capsys):
     assert "%|" not in err
 
 
+def test_best_epoch_zero_is_flagged(tmp_path, capsys):
+    code = main(["hgnn", "--method", "full", "--seeds", "1", "--epochs", "1", "--out", str(tmp_path), "-q"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "seed 0: best epoch 0: the run never improved; consider more --epochs" in out
+    with (tmp_path / "results.csv").open() as handle:
+        assert [row["best_epoch"] for row in csv.DictReader(handle)] == ["0"]
+
+
 def test_parser_lists_subcommands():
     help_text = build_parser().format_help()
     assert "hgnn" in help_text
