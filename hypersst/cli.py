@@ -9,6 +9,14 @@ Subcommands:
   (values of ``k > 0``, sectional curvature ``-1/k``) or the Poincaré model (values of
   ``kappa <= 0``, where 0 is Euclidean); also writes ``curvature.png``.
 
+Errors: invalid flags or flag combinations, an unwritable ``--out`` folder and a missing data
+folder are found before any training. Each error prints one ``hypersst <command>: error:``
+line (after the usage for a flag error) and exits with code 2. A run that fails later prints
+one such line and exits with code 1.
+
+Epochs count from 0 everywhere: ``best_epoch`` in ``results.csv`` / ``results.json`` and the
+x axis of ``val_curves.png`` (epoch 0 is the evaluation after the first optimizer step).
+
 A new family adds a ``_add_<name>_parser`` function that registers its subparser and sets
 ``handler`` to a function ``(args) -> int`` and ``subparser`` to its parser.
 """
@@ -18,7 +26,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 __all__ = ["build_parser", "main"]
@@ -73,7 +83,9 @@ def _add_run_arguments(parser: argparse.ArgumentParser, *, default_out: str) -> 
         default="auto",
         help="auto reads the real features; identity uses one-hot node ids (not comparable with published numbers) (default: auto)",
     )
-    parser.add_argument("--data-root", default=None, help="folder with one sub-folder per dataset (default: $HYPERSST_DATA)")
+    parser.add_argument(
+        "--data-root", default=None, help="folder with one sub-folder per real dataset (default: $HYPERSST_DATA)"
+    )
     parser.add_argument("--split-seed", type=_non_negative_int, default=1234, help="seed of the data split (default: 1234)")
     parser.add_argument("--out", default=default_out, help=f"output folder (default: {default_out})")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="floating dtype of the model (default: float32)")
@@ -83,7 +95,9 @@ def _add_run_arguments(parser: argparse.ArgumentParser, *, default_out: str) -> 
     parser.add_argument(
         "--sst-warmup", type=_non_negative_int, default=None, help="learning-rate warm-up steps per iteration (default: 10)"
     )
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    parser.add_argument(
+        "--no-progress", action="store_true", help="hide the progress bars (hidden anyway when stderr is not a terminal)"
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
 
 
@@ -173,6 +187,7 @@ def _execute(args, *, methods, manifold, curvatures, command: str) -> int:
     config["sst_steps"] = args.sst_steps or hgnn.SST_STEPS_PER_ITERATION
     config["sst_warmup"] = args.sst_warmup if args.sst_warmup is not None else hgnn.SST_WARMUP_STEPS
     logger.info("config: %s", json.dumps(config, sort_keys=True))
+    out = _prepare_out(Path(args.out))
 
     graphs = {}
     for dataset in args.dataset:
@@ -184,12 +199,14 @@ def _execute(args, *, methods, manifold, curvatures, command: str) -> int:
             meta = getattr(graph, "meta", None) or {}
             if meta.get("note"):
                 print(f"note: {dataset} {task}: {meta['note']}")
-                logger.info("%s %s data note: %s", dataset, task, meta["note"])
+    _check_ranks(args.rank, graphs, methods=methods, manifold=manifold, curvature=curvatures[0])
 
     specs = _run_specs(args, methods, curvatures)
     dtype = torch.float64 if args.dtype == "float64" else torch.float32
     records = []
-    for spec in tqdm(specs, desc=command, disable=args.no_progress, file=sys.stderr, dynamic_ncols=True):
+    # disable=None lets tqdm hide the bar when stderr is not a terminal (a pipe or a log file).
+    progress_off = True if args.no_progress else None
+    for spec in tqdm(specs, desc=command, disable=progress_off, file=sys.stderr, dynamic_ncols=True):
         logger.info(
             "run %s %s method=%s rank=%s curvature=%s seed=%d",
             spec["dataset"], spec["task"], spec["method"], spec["rank"], spec["curvature"], spec["seed"],
@@ -220,7 +237,6 @@ def _execute(args, *, methods, manifold, curvatures, command: str) -> int:
     summary = summarize(records)
     gaps = compute_gaps(summary)
     print(format_table(summary, gaps))
-    out = Path(args.out)
     paths = write_results(out, records, summary, gaps, config)
     paths["val_curves"] = plot_validation_curves(records, out / "val_curves.png", with_curvature=len(curvatures) > 1)
     if command == "curvature":
@@ -235,6 +251,7 @@ def _run_hgnn_command(args) -> int:
         raise _UsageError("--grid runs every method; drop --method or drop --grid")
     if not args.curvature > 0:
         raise _UsageError(f"--curvature is the Lorentz parameter k and must be positive, got {args.curvature}")
+    _check_run_arguments(args)
     methods = list(_METHODS) if args.grid else (args.method or ["sst"])
     return _execute(args, methods=methods, manifold="lorentz", curvatures=[args.curvature], command="hgnn")
 
@@ -247,11 +264,119 @@ def _run_curvature_command(args) -> int:
         raise _UsageError(f"Lorentz curvatures are values of k and must all be positive, got {curvatures}")
     if args.manifold == "poincare" and any(not value <= 0 for value in curvatures):
         raise _UsageError(f"Poincaré curvatures are values of kappa and must all be <= 0 (0 is Euclidean), got {curvatures}")
+    _check_run_arguments(args)
     return _execute(args, methods=args.method, manifold=args.manifold, curvatures=curvatures, command="curvature")
 
 
 class _UsageError(Exception):
-    """A combination of arguments that the parser alone cannot reject."""
+    """An invalid argument value or combination found after parsing (exit code 2).
+
+    Args:
+        message: the error, phrased in terms of the command's flags.
+        show_usage: print the subcommand's usage line before the error.
+    """
+
+    def __init__(self, message: str, *, show_usage: bool = True) -> None:
+        super().__init__(message)
+        self.show_usage = show_usage
+
+
+def _check_run_arguments(args) -> None:
+    """Reject, before any data is loaded, the values the library would only reject mid-run."""
+    from hypersst.tasks import hgnn
+
+    steps = args.sst_steps or hgnn.SST_STEPS_PER_ITERATION
+    warmup = args.sst_warmup if args.sst_warmup is not None else hgnn.SST_WARMUP_STEPS
+    if warmup > steps:
+        steps_text = f"--sst-steps {steps}" + ("" if args.sst_steps else " (the default)")
+        warmup_text = f"--sst-warmup {warmup}" + ("" if args.sst_warmup is not None else " (the default)")
+        raise _UsageError(
+            f"{warmup_text} exceeds {steps_text}: the learning-rate warm-up must fit in one SST / ReLoRA* "
+            f"iteration; choose --sst-warmup <= {steps} or raise --sst-steps"
+        )
+
+    if "synthetic" in args.dataset and (args.protocol != "clean" or args.features != "auto"):
+        raise _UsageError(
+            f"--dataset synthetic has only --protocol clean and its own features, got --protocol {args.protocol} "
+            f"--features {args.features}; run the synthetic graph separately with the defaults"
+        )
+
+    real = [name for name in args.dataset if name != "synthetic"]
+    if real:
+        if args.data_root is not None:
+            root, source = args.data_root, "--data-root"
+        else:
+            root, source = os.environ.get("HYPERSST_DATA"), "HYPERSST_DATA"
+        if not root:
+            raise _UsageError(
+                f"--dataset {' '.join(real)} reads real data but no data folder is given; pass --data-root PATH "
+                "or set HYPERSST_DATA to the folder that holds airport/, cora/, disease_nc/, disease_lp/ and pubmed/",
+                show_usage=False,
+            )
+        if not Path(root).is_dir():
+            raise _UsageError(
+                f"{source} {root} is not a folder; point it to the folder that holds airport/, cora/, "
+                "disease_nc/, disease_lp/ and pubmed/",
+                show_usage=False,
+            )
+
+
+def _prepare_out(out: Path) -> Path:
+    """Create the output folder and check that a file can be written there."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".hypersst-write-check-"):
+            pass
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise _UsageError(f"--out {out} is not a writable folder ({reason})", show_usage=False) from None
+    return out
+
+
+def _check_ranks(ranks, graphs: dict, *, methods, manifold: str, curvature: float) -> None:
+    """Reject a ``--rank`` larger than the narrowest hyperbolic linear layer of a model.
+
+    LoRA, ReLoRA* and SST replace the linear map inside every LorentzLinear or PoincareLinear,
+    and each needs ``rank <= min(in_features, out_features)`` of that map. The widths are read
+    from a full-rank model built once per dataset and task.
+    """
+    if all(method == "full" for method in methods):
+        return
+    from hypersst.manifolds import Lorentz, Stereographic
+    from hypersst.nn import LorentzLinear, PoincareLinear
+    from hypersst.tasks import hgnn
+
+    geometry = Lorentz(k=curvature) if manifold == "lorentz" else Stereographic(k=curvature)
+    for (dataset, task), graph in graphs.items():
+        model = hgnn.build_model(task, graph, hgnn.get_hyperparameters(dataset, task), manifold=geometry)
+        shapes = [
+            (module.linear.in_features, module.linear.out_features)
+            for module in model.modules()
+            if isinstance(module, (LorentzLinear, PoincareLinear))
+        ]
+        in_features, out_features = min(shapes, key=min)
+        limit = min(in_features, out_features)
+        too_large = [rank for rank in ranks if rank > limit]
+        if too_large:
+            raise _UsageError(
+                f"--rank {too_large[0]} is too large for {dataset} {task}: its narrowest hyperbolic linear layer "
+                f"maps {in_features} to {out_features} features, so --rank must be at most {limit}"
+            )
+
+
+# Phrases of library error messages and the flags that set the same thing.
+# NOTE: the phrases must match the library's messages exactly, so a reworded message is shown unchanged.
+_API_TO_FLAGS = (
+    ("features='identity' (CLI: --features identity)", "--features identity"),
+    ("try float64 (dtype=torch.float64)", "try --dtype float64"),
+)
+
+
+def _in_flag_terms(message: str) -> str:
+    """Rewrite the library's keyword-argument advice in ``message`` as command-line flags."""
+    for api, flag in _API_TO_FLAGS:
+        message = message.replace(api, flag)
+    return message
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -261,8 +386,9 @@ def main(argv: list[str] | None = None) -> int:
         argv: the arguments without the program name (default: ``sys.argv[1:]``).
 
     Returns:
-        The exit code: 0 on success, 2 for invalid arguments, 1 when a run fails (for
-        example a missing data folder).
+        The exit code: 0 on success; 2 for invalid arguments, an unwritable ``--out`` folder
+        or a missing data folder; 1 when loading or training fails later (for example a missing
+        file inside the data folder, or a non-finite loss).
     """
     parser = build_parser()
     try:
@@ -273,12 +399,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except _UsageError as error:
-        args.subparser.print_usage(sys.stderr)
+        if error.show_usage:
+            args.subparser.print_usage(sys.stderr)
         print(f"hypersst {args.command}: error: {error}", file=sys.stderr)
         return 2
     except (FileNotFoundError, ValueError, NotImplementedError, RuntimeError) as error:
-        logger.error("%s failed: %s", args.command, error)
-        print(f"hypersst {args.command}: error: {error}", file=sys.stderr)
+        # The error is printed as one line on stderr and not logged as well, so it shows once.
+        print(f"hypersst {args.command}: error: {_in_flag_terms(str(error))}", file=sys.stderr)
         return 1
 
 

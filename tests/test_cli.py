@@ -1,5 +1,6 @@
 import csv
 import json
+import math
 import os
 from pathlib import Path
 
@@ -86,14 +87,143 @@ def test_argument_errors(argv, message, capsys):
 
 def test_synthetic_with_hgcn_protocol_fails(tmp_path, capsys):
     code = main(["hgnn", "--protocol", "hgcn", "--out", str(tmp_path), "--no-progress"])
-    assert code == 1
-    assert "only protocol 'clean'" in capsys.readouterr().err
+    assert code == 2
+    assert "--dataset synthetic has only --protocol clean" in capsys.readouterr().err
+
+
+def error_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if "error" in line.lower()]
 
 
 def test_missing_data_root_fails(tmp_path, capsys):
-    code = main(["hgnn", "--dataset", "cora", "--data-root", str(tmp_path / "absent"), "--out", str(tmp_path), "--no-progress"])
+    absent = tmp_path / "absent"
+    code = main(["hgnn", "--dataset", "cora", "--data-root", str(absent), "--out", str(tmp_path), "--no-progress"])
+    assert code == 2
+    (line,) = error_lines(capsys.readouterr().err)
+    assert line.startswith(f"hypersst hgnn: error: --data-root {absent} is not a folder")
+
+
+def test_unset_data_root_names_flag(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("HYPERSST_DATA", raising=False)
+    code = main(["hgnn", "--dataset", "cora", "--out", str(tmp_path), "-q"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "pass --data-root PATH or set HYPERSST_DATA" in err
+    assert "root=" not in err
+
+
+def test_environment_data_root_must_exist(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HYPERSST_DATA", str(tmp_path / "nowhere"))
+    code = main(["curvature", "--dataset", "synthetic", "pubmed", "--out", str(tmp_path), "-q"])
+    assert code == 2
+    assert f"HYPERSST_DATA {tmp_path / 'nowhere'} is not a folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("blocker", ["file", "under_file"])
+def test_unwritable_out_fails_before_training(tmp_path, capsys, blocker):
+    regular = tmp_path / "results.txt"
+    regular.write_text("not a folder")
+    out = regular if blocker == "file" else regular / "sub"
+    code = main(["hgnn", "--seeds", "1", "--epochs", "2", "--out", str(out), "--no-progress"])
+    assert code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # Neither the data note nor the table is printed, so nothing ran.
+    assert "run synthetic" not in captured.err
+    lines = error_lines(captured.err)
+    assert len(lines) == 1
+    assert lines[0].startswith(f"hypersst hgnn: error: --out {out} is not a writable folder")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--sst-warmup", "200"], "--sst-warmup 200 exceeds --sst-steps 100 (the default)"),
+        (["--sst-steps", "5"], "--sst-warmup 10 (the default) exceeds --sst-steps 5"),
+        (["--sst-steps", "5", "--sst-warmup", "6"], "choose --sst-warmup <= 5"),
+    ],
+)
+def test_long_warmup_fails_at_parsing(tmp_path, argv, message, capsys):
+    code = main(["hgnn", *argv, "--out", str(tmp_path / "out"), "-q"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "warmup_steps" not in err
+    assert not (tmp_path / "out").exists()  # The check runs before the output folder is made.
+
+
+def test_oversized_rank_names_flag(tmp_path, capsys):
+    code = main(["hgnn", "--grid", "--rank", "2", "100", "--seeds", "1", "--epochs", "2", "--out", str(tmp_path), "-q"])
+    assert code == 2
+    captured = capsys.readouterr()
+    message = "--rank 100 is too large for synthetic nc: its narrowest hyperbolic linear layer maps 9 to 16 features"
+    assert message in captured.err
+    assert "--rank must be at most 9" in captured.err
+    assert "make_linear" not in captured.err
+    assert "|" not in captured.out  # No table is printed, so no run trained.
+    assert not (tmp_path / "results.json").exists()
+
+
+def test_largest_rank_runs(tmp_path):
+    argv = ["curvature", "--manifold", "poincare", "--curvatures", "-1", "--rank", "8", "--seeds", "1", "--epochs", "2"]
+    assert main([*argv, "--out", str(tmp_path), "-q"]) == 0
+
+
+@pytest.mark.parametrize("quiet", [[], ["-q"]])
+def test_errors_and_notes_print_once(tmp_path, capsys, quiet):
+    code = main(["hgnn", "--rank", "100", "--seeds", "1", "--out", str(tmp_path), "--no-progress", *quiet])
+    assert code == 2
+    captured = capsys.readouterr()
+    both = captured.out + captured.err
+    assert both.count("--rank 100 is too large") == 1
+    assert "ERROR" not in both
+    assert both.count("synthetic hierarchy for smoke tests") == 1
+
+
+def test_nan_loss_advice_uses_flags(tmp_path, monkeypatch, capsys):
+    import hypersst.models
+
+    def nan_loss(scores, labels, margin):
+        return scores.sum() * math.nan
+
+    monkeypatch.setattr(hypersst.models, "nc_margin_loss", nan_loss)
+    code = main(["hgnn", "--seeds", "1", "--epochs", "2", "--out", str(tmp_path), "-q"])
     assert code == 1
-    assert "hypersst hgnn: error:" in capsys.readouterr().err
+    (line,) = error_lines(capsys.readouterr().err)
+    assert "the training loss became nan" in line
+    assert "try --dtype float64" in line
+    assert "torch.float64" not in line
+
+
+def test_missing_features_advice_uses_flags(tmp_path, monkeypatch, capsys):
+    from hypersst.data.graphs import _missing_features_error
+    from hypersst.tasks import hgnn
+
+    def missing_features(*args, **kwargs):
+        raise _missing_features_error("cora", tmp_path / "cora.feats.npz")
+
+    monkeypatch.setattr(hgnn, "load_graph", missing_features)
+    code = main(["hgnn", "--seeds", "1", "--out", str(tmp_path), "-q"])
+    assert code == 1
+    (line,) = error_lines(capsys.readouterr().err)
+    assert "or run with --features identity;" in line
+    assert "features='identity'" not in line
+
+
+def test_progress_hidden_without_terminal(tmp_path, capsys):
+    code = main(["hgnn", "--method", "sst", "--seeds", "1", "--epochs", "3", "--out", str(tmp_path), "-q"])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "it/s" not in err
+    assert "%|" not in err
+
+
+def test_best_epoch_zero_is_flagged(tmp_path, capsys):
+    code = main(["hgnn", "--method", "full", "--seeds", "1", "--epochs", "1", "--out", str(tmp_path), "-q"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "seed 0: best epoch 0: the run never improved; consider more --epochs" in out
+    with (tmp_path / "results.csv").open() as handle:
+        assert [row["best_epoch"] for row in csv.DictReader(handle)] == ["0"]
 
 
 def test_parser_lists_subcommands():

@@ -406,7 +406,7 @@ def run_hgnn(
         sst_steps_per_iteration: steps per SST / ReLoRA* iteration.
         sst_warmup_steps: warm-up steps per iteration.
         dtype: floating dtype of the model and features.
-        progress: show a tqdm progress bar on stderr.
+        progress: show a tqdm progress bar on stderr; tqdm hides it anyway when stderr is not a terminal.
 
     Returns:
         A record: ``dataset``, ``task``, ``method``, ``rank``, ``seed``, ``manifold``,
@@ -475,7 +475,8 @@ def run_hgnn(
     from tqdm.auto import tqdm
 
     label = f"{dataset} {task} {method}" + ("" if rank is None else f" r={rank}") + f" seed={seed}"
-    bar = tqdm(range(hp.max_epochs), desc=label, disable=not progress, leave=False, file=sys.stderr, dynamic_ncols=True)
+    # disable=None lets tqdm hide the bar when stderr is not a terminal (a pipe or a log file).
+    bar = tqdm(range(hp.max_epochs), desc=label, disable=None if progress else True, leave=False, file=sys.stderr, dynamic_ncols=True)
     start = time.perf_counter()
     epoch = -1
     for epoch in bar:

@@ -6,6 +6,10 @@ The keys used here are ``dataset``, ``task``, ``manifold``, ``curvature``, ``met
 ``test`` (dicts of metric name to value in [0, 1]) and ``history`` (lists ``epoch``,
 ``train_loss`` and ``val_metric``).
 
+Epochs count from 0 everywhere: ``best_epoch`` in the records, ``results.csv`` and
+``results.json``, and the x axis of :func:`plot_validation_curves` (epoch 0 is the evaluation
+after the first optimizer step).
+
 Gap closed compares SST with the best low-rank baseline at the same rank:
 
     gap closed = (SST − best of LoRA/ReLoRA*) / (full − best of LoRA/ReLoRA*)
@@ -122,7 +126,8 @@ def summarize(records: Iterable[dict]) -> list[dict]:
 
     Returns:
         One dict per (dataset, task, manifold, curvature, method, rank) with the group
-        keys, ``seeds`` (list of int) and ``test`` / ``val``: metric name ->
+        keys, ``seeds`` (list of int), ``best_epochs`` (the best epoch of each seed, in the
+        order of ``seeds``; None where a record lacks it) and ``test`` / ``val``: metric name ->
         ``{"mean": float, "std": float | None}``.
     """
     groups: dict[tuple, list[dict]] = {}
@@ -132,7 +137,9 @@ def summarize(records: Iterable[dict]) -> list[dict]:
     rows = []
     for key, members in groups.items():
         row = dict(zip(_GROUP_KEYS, key))
-        row["seeds"] = sorted(member["seed"] for member in members)
+        members = sorted(members, key=lambda member: member["seed"])
+        row["seeds"] = [member["seed"] for member in members]
+        row["best_epochs"] = [member.get("best_epoch") for member in members]
         for split in ("val", "test"):
             row[split] = {}
             for name in members[0][split]:
@@ -207,6 +214,9 @@ def _format_mean_std(entry: dict) -> str:
 def format_table(summary: Sequence[dict], gaps: Sequence[dict] = ()) -> str:
     """Render the summary and the gap closed as a plain-text table (metrics in %).
 
+    A note follows the table for every method whose best epoch is 0 for some seed: such a
+    run never improved on its first evaluation, so its metrics describe an untrained model.
+
     Args:
         summary: output of :func:`summarize`.
         gaps: output of :func:`compute_gaps`.
@@ -234,6 +244,18 @@ def format_table(summary: Sequence[dict], gaps: Sequence[dict] = ()) -> str:
             where = f"{gap['dataset']} {gap['task']} {gap['manifold']}{curvature} rank {gap['rank']} {gap['metric']}"
             note = f" ({gap['note']})" if gap["note"] else ""
             text.append(f"  {where}: {value}{note}")
+
+    stalled = [row for row in summary if 0 in row.get("best_epochs", ())]
+    if stalled:
+        text.append("")
+    for row in stalled:
+        seeds = [seed for seed, epoch in zip(row["seeds"], row["best_epochs"]) if epoch == 0]
+        curvature = "" if row["curvature"] is None else f" curvature {row['curvature']:g}"
+        rank = "" if row["rank"] is None else f" rank {row['rank']}"
+        where = f"{row['dataset']} {row['task']} {row['manifold']}{curvature} {row['method']}{rank}"
+        seed_text = "seed " if len(seeds) == 1 else "seeds "
+        seed_text += ", ".join(map(str, seeds))
+        text.append(f"note: {where} {seed_text}: best epoch 0: the run never improved; consider more --epochs")
     return "\n".join(text)
 
 
@@ -252,6 +274,8 @@ def _json_safe(value):
 
 def write_results(out_dir: str | Path, records: Sequence[dict], summary: Sequence[dict], gaps: Sequence[dict], config: dict) -> dict[str, Path]:
     """Write ``results.json`` (everything) and ``results.csv`` (one row per run).
+
+    ``best_epoch`` counts from 0, as the x axis of :func:`plot_validation_curves` does.
 
     Args:
         out_dir: output folder, created if missing.
@@ -290,7 +314,8 @@ def _label(record_or_row: dict, with_curvature: bool) -> str:
     if record_or_row.get("rank") is not None:
         label += f" r={record_or_row['rank']}"
     if with_curvature and record_or_row.get("curvature") is not None:
-        label += f" {record_or_row['manifold']} k={record_or_row['curvature']:g}"
+        name = "kappa" if record_or_row.get("manifold") == "poincare" else "k"
+        label += f" {record_or_row['manifold']} {name}={record_or_row['curvature']:g}"
     return label
 
 
@@ -298,7 +323,8 @@ def plot_validation_curves(records: Sequence[dict], path: str | Path, *, with_cu
     """Plot the validation selection metric against the epoch, one line per method.
 
     Each line is the mean over seeds of the runs that reached that epoch (early
-    stopping ends seeds at different epochs). One panel per dataset and task.
+    stopping ends seeds at different epochs). One panel per dataset and task. Epochs
+    count from 0, as ``best_epoch`` does in the records and in ``results.csv``.
 
     Args:
         records: run records with ``history``.
@@ -308,11 +334,29 @@ def plot_validation_curves(records: Sequence[dict], path: str | Path, *, with_cu
     Returns:
         The written path.
     """
+    return _save(_validation_figure(records, with_curvature), path)
+
+
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save(figure, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    _pyplot().close(figure)
+    return path
+
+
+def _validation_figure(records: Sequence[dict], with_curvature: bool):
+    """Draw the figure of :func:`plot_validation_curves` and return it unsaved."""
+    plt = _pyplot()
     panels: dict[tuple, dict[str, list[dict]]] = {}
     for record in records:
         panel = panels.setdefault((record["dataset"], record["task"]), {})
@@ -321,28 +365,30 @@ def plot_validation_curves(records: Sequence[dict], path: str | Path, *, with_cu
     figure, axes = plt.subplots(1, max(1, len(panels)), figsize=(6 * max(1, len(panels)), 4), squeeze=False)
     for axis, ((dataset, task), lines) in zip(axes[0], sorted(panels.items())):
         for label, members in lines.items():
-            length = max(len(member["history"]["val_metric"]) for member in members)
+            longest = max(members, key=lambda member: len(member["history"]["val_metric"]))
+            length = len(longest["history"]["val_metric"])
+            epochs = longest["history"].get("epoch") or list(range(length))
             curve = np.full((len(members), length), np.nan)
             for index, member in enumerate(members):
                 values = member["history"]["val_metric"]
                 curve[index, : len(values)] = values
             counts = np.sum(~np.isnan(curve), axis=0)
             mean = np.nansum(curve, axis=0) / np.maximum(counts, 1)
-            axis.plot(np.arange(1, length + 1), mean, label=label)
+            axis.plot(epochs, mean, label=label)
         axis.set_title(f"{dataset} {task.upper()}")
-        axis.set_xlabel("epoch")
+        axis.set_xlabel("epoch (from 0)")
         axis.set_ylabel("val F1" if task == "nc" else "val mean(ROC-AUC, AP)")
         axis.legend(fontsize="small")
     figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return figure
 
 
 def plot_curvature(summary: Sequence[dict], path: str | Path) -> Path:
-    """Plot the mean ± std headline test metric against curvature, one line per manifold and method.
+    """Plot the mean ± std headline test metric against curvature, one line per method.
+
+    One panel per dataset, task and manifold, so that Lorentz ``k`` and Poincaré ``kappa``
+    never share an axis. The drawn ± std band is clipped to the metric's range [0, 1]; the
+    summary itself is not changed.
 
     Args:
         summary: output of :func:`summarize` over runs with a curvature.
@@ -351,33 +397,39 @@ def plot_curvature(summary: Sequence[dict], path: str | Path) -> Path:
     Returns:
         The written path.
     """
-    import matplotlib
+    return _save(_curvature_figure(summary), path)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
+_CURVATURE_AXIS = {
+    "lorentz": "Lorentz k (sectional curvature -1/k)",
+    "poincare": "Poincaré kappa (0 is Euclidean)",
+}
+
+
+def _curvature_figure(summary: Sequence[dict]):
+    """Draw the figure of :func:`plot_curvature` and return it unsaved."""
+    plt = _pyplot()
     panels: dict[tuple, dict[str, list[dict]]] = {}
     for row in summary:
-        panel = panels.setdefault((row["dataset"], row["task"]), {})
-        label = f"{row['manifold']} {row['method']}" + ("" if row["rank"] is None else f" r={row['rank']}")
+        panel = panels.setdefault((row["dataset"], row["task"], row["manifold"]), {})
+        label = row["method"] + ("" if row["rank"] is None else f" r={row['rank']}")
         panel.setdefault(label, []).append(row)
 
     figure, axes = plt.subplots(1, max(1, len(panels)), figsize=(6 * max(1, len(panels)), 4), squeeze=False)
-    for axis, ((dataset, task), lines) in zip(axes[0], sorted(panels.items())):
+    for axis, ((dataset, task, manifold), lines) in zip(axes[0], sorted(panels.items())):
         metric = TEST_METRICS[task][0]
         for label, rows in lines.items():
             rows = sorted(rows, key=lambda row: row["curvature"])
             x = [row["curvature"] for row in rows]
             mean = np.array([row["test"][metric]["mean"] for row in rows])
             std = np.array([row["test"][metric]["std"] or 0.0 for row in rows])
-            axis.errorbar(x, mean, yerr=std, marker="o", capsize=3, label=label)
-        axis.set_title(f"{dataset} {task.upper()}")
-        axis.set_xlabel("curvature parameter (Lorentz k, or Poincaré kappa)")
+            # Metrics lie in [0, 1], so the drawn band is clipped to that range. The summary keeps its numbers.
+            below = np.maximum(mean - np.clip(mean - std, 0.0, 1.0), 0.0)
+            above = np.maximum(np.clip(mean + std, 0.0, 1.0) - mean, 0.0)
+            axis.errorbar(x, mean, yerr=np.stack([below, above]), marker="o", capsize=3, label=label)
+        axis.set_title(f"{dataset} {task.upper()} ({manifold})")
+        axis.set_xlabel(_CURVATURE_AXIS.get(manifold, f"{manifold} curvature"))
         axis.set_ylabel(f"test {metric}")
         axis.legend(fontsize="small")
     figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return figure

@@ -4,7 +4,11 @@ import math
 
 import pytest
 
+import numpy as np
+
 from hypersst.tasks.reporting import (
+    _curvature_figure,
+    _validation_figure,
     compute_gaps,
     format_table,
     gap_closed,
@@ -15,19 +19,21 @@ from hypersst.tasks.reporting import (
 )
 
 
-def make_record(method, rank, seed, f1, *, dataset="synthetic", task="nc", curvature=1.0, history=None):
+def make_record(
+    method, rank, seed, f1, *, dataset="synthetic", task="nc", curvature=1.0, history=None, manifold="lorentz", best_epoch=3
+):
     test = {"f1": f1, "accuracy": f1} if task == "nc" else {"roc_auc": f1, "ap": f1}
     return {
         "dataset": dataset,
         "task": task,
-        "manifold": "lorentz",
+        "manifold": manifold,
         "curvature": curvature,
         "method": method,
         "rank": rank,
         "seed": seed,
         "protocol": "clean",
         "features": "auto",
-        "best_epoch": 3,
+        "best_epoch": best_epoch,
         "epochs_run": 5,
         "trainable_parameters": 100,
         "seconds": 0.1,
@@ -163,3 +169,88 @@ def test_plots_write_png(tmp_path):
     sweep = [make_record("sst", 2, 0, 0.5 + 0.1 * k, curvature=k) for k in (0.5, 1.0, 2.0)]
     figure = plot_curvature(summarize(sweep), tmp_path / "curvature.png")
     assert figure.stat().st_size > 1000
+
+
+def test_summarize_best_epochs_seed_order():
+    records = [make_record("sst", 2, 1, 0.5, best_epoch=7), make_record("sst", 2, 0, 0.6, best_epoch=0)]
+    (row,) = summarize(records)
+    assert row["seeds"] == [0, 1]
+    assert row["best_epochs"] == [0, 7]
+
+
+def test_format_table_flags_best_epoch_zero():
+    records = [
+        make_record("full", None, 0, 0.9, best_epoch=12),
+        make_record("sst", 2, 0, 0.5, best_epoch=0),
+        make_record("sst", 2, 1, 0.6, best_epoch=4),
+        make_record("sst", 2, 2, 0.6, best_epoch=0),
+    ]
+    text = format_table(summarize(records))
+    flagged = [line for line in text.splitlines() if "best epoch 0" in line]
+    assert flagged == [
+        "note: synthetic nc lorentz curvature 1 sst rank 2 seeds 0, 2: best epoch 0: "
+        "the run never improved; consider more --epochs"
+    ]
+
+
+def test_format_table_silent_when_improved():
+    text = format_table(summarize([make_record("sst", 2, 0, 0.5, best_epoch=1)]))
+    assert "never improved" not in text
+
+
+def test_validation_curves_count_epochs_from_zero():
+    history = {"epoch": [0, 1, 2, 3], "train_loss": [1, 1, 1, 1], "val_metric": [0.1, 0.2, 0.2, 0.3]}
+    figure = _validation_figure([make_record("sst", 2, 0, 0.5, history=history, best_epoch=3)], with_curvature=False)
+    (line,) = figure.axes[0].get_lines()
+    assert list(line.get_xdata()) == history["epoch"]
+    assert "from 0" in figure.axes[0].get_xlabel()
+
+
+def errorbar_extent(axis):
+    low, high = math.inf, -math.inf
+    for container in axis.containers:
+        for collection in container.lines[2]:
+            for segment in collection.get_segments():
+                low = min(low, float(np.min(segment[:, 1])))
+                high = max(high, float(np.max(segment[:, 1])))
+    return low, high
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_curvature_band_clipped_to_range(seed):
+    rng = np.random.default_rng(seed)
+    records = []
+    for curvature in (0.5, 1.0, 2.0):
+        f1s = [0.02, 0.98] if curvature == 1.0 else rng.uniform(0.0, 1.0, size=2).tolist()
+        records += [make_record("sst", 2, index, f1, curvature=curvature) for index, f1 in enumerate(f1s)]
+    summary = summarize(records)
+    figure = _curvature_figure(summary)
+    low, high = errorbar_extent(figure.axes[0])
+    assert low >= 0.0
+    assert high <= 1.0
+    # The seed pair 0.02 / 0.98 has a std of 0.68, so its band reaches both ends of [0, 1].
+    assert low == pytest.approx(0.0)
+    assert high == pytest.approx(1.0)
+    middle = next(row for row in summary if row["curvature"] == 1.0)
+    assert middle["test"]["f1"]["std"] == pytest.approx(np.std([0.02, 0.98], ddof=1))  # The numbers stay unclipped.
+
+
+def test_curvature_plot_separates_manifolds():
+    records = [make_record("sst", 2, 0, 0.6, curvature=k) for k in (0.5, 1.0)]
+    records += [make_record("sst", 2, 0, 0.5, curvature=kappa, manifold="poincare") for kappa in (-1.0, 0.0)]
+    figure = _curvature_figure(summarize(records))
+    lorentz, poincare = sorted(figure.axes, key=lambda axis: axis.get_xlabel())
+    assert len(figure.axes) == 2
+    assert lorentz.get_xlabel().startswith("Lorentz k")
+    assert poincare.get_xlabel().startswith("Poincaré kappa")
+    lorentz_x = [x for line in lorentz.get_lines() for x in line.get_xdata()]
+    poincare_x = [x for line in poincare.get_lines() for x in line.get_xdata()]
+    assert min(lorentz_x) > 0
+    assert max(poincare_x) <= 0
+
+
+def test_poincare_labels_name_kappa():
+    records = [make_record("sst", 2, 0, 0.5, curvature=-1.0, manifold="poincare")]
+    figure = _validation_figure(records, with_curvature=True)
+    (line,) = figure.axes[0].get_lines()
+    assert line.get_label() == "sst r=2 poincare kappa=-1"
