@@ -66,7 +66,8 @@ def find_targets(
 
     Raises:
         TypeError: if a named module is of another kind, or an argument has the wrong type.
-        ValueError: if the regular expression is invalid or a listed suffix matches no module.
+        ValueError: if the regular expression is invalid, or a listed suffix of ``target_modules`` or
+            ``exclude`` matches no module.
     """
     exclude = _normalize_names(exclude, "exclude", caller)
     pattern = None
@@ -82,6 +83,12 @@ def find_targets(
             raise ValueError(f"{caller}: target_modules is empty; pass None to target every linear layer")
 
     modules = dict(model.named_modules())
+    unused_excludes = [entry for entry in exclude if not any(_matches_suffix(name, entry) for name in modules if name)]
+    if unused_excludes:
+        raise ValueError(
+            f"{caller}: exclude entries {sorted(unused_excludes)} match no module of the model, so nothing "
+            f"would be excluded; check the names against model.named_modules()"
+        )
     accepted = ", ".join(kind.__name__ for kind in kinds)
     unmatched = set(suffixes)
     chosen: List[Tuple[str, nn.Module]] = []

@@ -225,6 +225,14 @@ def apply_lowrank(
         return LowRankReport(method, rank, (), before, before)
 
     targets = find_targets(model, (nn.Linear,), target_modules, exclude, caller)
+    if not targets:
+        factored = [name for name, module in model.named_modules() if isinstance(module, _factored_kinds())]
+        hint = (
+            f"; it already holds converted layers such as {factored[0]!r}, so call merge_lowrank(model) first"
+            if factored
+            else ""
+        )
+        raise ValueError(f"{caller}: the model has no nn.Linear layer to convert with method {method!r}{hint}")
     for name, linear in targets:
         check_rank(rank, linear.in_features, linear.out_features, f"{caller}: layer {name!r}")
     if method == "galore":

@@ -26,7 +26,11 @@ class PrunedLayer:
         kept: number of triplets kept.
         energy_kept: ``sum(s[:kept]**2) / sum(s**2)`` (1.0 for an all-zero weight).
         weight_entries_before: entries of the dense weight, ``in_features * out_features``.
-        weight_entries_after: entries of the two factors, ``kept * (in_features + out_features)``.
+        weight_entries_after: entries stored after pruning: ``kept * (in_features + out_features)`` for
+            two factors, or ``in_features * out_features`` when the layer stays dense.
+        factored: whether the layer became a :class:`TwoFactorLinear`. A layer whose two factors would hold
+            at least as many entries as its dense weight gets the truncated weight as a dense
+            ``nn.Linear`` instead.
     """
 
     name: str
@@ -35,6 +39,7 @@ class PrunedLayer:
     energy_kept: float
     weight_entries_before: int
     weight_entries_after: int
+    factored: bool = True
 
 
 @dataclass(frozen=True)
@@ -112,6 +117,9 @@ def prune_singular_values(
 ) -> PruneReport:
     """Replace each linear layer of ``model`` by a :class:`TwoFactorLinear` that keeps its top singular triplets.
 
+    A layer whose two factors would not be smaller than its dense weight (``kept * (in + out) >= in * out``)
+    becomes a dense ``nn.Linear`` holding the truncated weight instead, so pruning never enlarges a layer.
+
     For each target, the dense weight (merged for LoRA and ReLoRA*, ``U diag(S) Vh`` for SST) is
     decomposed by ``torch.linalg.svd`` in float32 or wider, truncated, and split as
     ``left = U_r diag(sqrt(s_r))`` and ``right = diag(sqrt(s_r)) Vh_r`` in the layer's dtype. The bias is
@@ -163,12 +171,22 @@ def prune_singular_values(
         left = (U[:, :kept] * root).to(weight.dtype)
         right = (root[:, None] * Vh[:kept]).to(weight.dtype)
         bias = module.bias.detach() if module.bias is not None else None
-        replacements.append((module, TwoFactorLinear.from_factors(left, right, bias)))
-
         out_features, in_features = weight.shape
-        records.append(
-            PrunedLayer(name, S.numel(), kept, energy_kept, in_features * out_features, kept * (in_features + out_features))
-        )
+        dense_entries = in_features * out_features
+        factored = kept * (in_features + out_features) < dense_entries
+        if factored:
+            replacement = TwoFactorLinear.from_factors(left, right, bias)
+        else:
+            replacement = nn.Linear(
+                in_features, out_features, bias=bias is not None, device=weight.device, dtype=weight.dtype
+            )
+            with torch.no_grad():
+                replacement.weight.copy_(left @ right)
+                if bias is not None:
+                    replacement.bias.copy_(bias)
+        replacements.append((module, replacement))
+        entries_after = kept * (in_features + out_features) if factored else dense_entries
+        records.append(PrunedLayer(name, S.numel(), kept, energy_kept, dense_entries, entries_after, factored))
 
     occurrences = module_occurrences(model)
     for old, new in replacements:

@@ -412,3 +412,23 @@ def test_merge_rejects_non_finite():
     with pytest.raises(RuntimeError, match="merge_lowrank: layer 'net.mix' cannot be merged"):
         merge_lowrank(model)
     assert isinstance(model.net.body[0], LoRALinear)
+
+
+def test_apply_lowrank_exclude_typo_raises():
+    model = nn.Sequential(OrderedDict(body=nn.Linear(6, 6), head=nn.Linear(6, 2)))
+    with pytest.raises(ValueError, match=r"exclude entries \['haed'\] match no module"):
+        apply_lowrank(model, "sst", 2, exclude=("haed",))
+    assert isinstance(model.head, nn.Linear), "a rejected call must leave the model unchanged"
+    assert isinstance(model.body, nn.Linear)
+
+
+def test_apply_lowrank_on_converted_model_raises():
+    model = nn.Sequential(OrderedDict(body=nn.Linear(6, 6)))
+    apply_lowrank(model, "sst", 2)
+    with pytest.raises(ValueError, match=r"already holds converted layers such as 'body', so call merge_lowrank"):
+        apply_lowrank(model, "lora", 2)
+
+
+def test_apply_lowrank_without_linear_layers_raises():
+    with pytest.raises(ValueError, match="has no nn.Linear layer to convert with method 'relora'$"):
+        apply_lowrank(nn.Sequential(nn.ReLU()), "relora", 2)

@@ -52,13 +52,26 @@ def test_full_keep_count_reproduces_outputs(method, seed, dtype):
 
     report = prune_singular_values(model, keep_count=12)
 
+    # Keeping every triplet gives factors larger than the dense weights, so the layers stay dense.
     for name in ("first", "second", "head"):
-        assert isinstance(getattr(model, name), TwoFactorLinear), name
+        assert type(getattr(model, name)) is nn.Linear, name
     assert [layer.kept for layer in report.layers] == [7, 7, 3]
+    assert [layer.factored for layer in report.layers] == [False, False, False]
     assert all(layer.energy_kept == pytest.approx(1.0) for layer in report.layers)
+    assert report.weight_entries_after == report.weight_entries_before
     assert model.second.bias is None
-    assert model.first.left.dtype == dtype
+    assert model.first.weight.dtype == dtype
     _close(model(x), expected, dtype)
+
+
+def test_pruning_never_enlarges_a_layer():
+    model = nn.Sequential(OrderedDict(wide=nn.Linear(20, 32), narrow=nn.Linear(32, 32)))
+    report = prune_singular_values(model, keep_count=14)
+    # 14 * (20 + 32) = 728 >= 640 entries, so "wide" stays dense; 14 * 64 = 896 < 1024, so "narrow" is factored.
+    assert type(model.wide) is nn.Linear
+    assert isinstance(model.narrow, TwoFactorLinear)
+    assert [(layer.factored, layer.weight_entries_after) for layer in report.layers] == [(False, 640), (True, 896)]
+    assert torch.linalg.matrix_rank(model.wide.weight.detach()) == 14
 
 
 @pytest.mark.parametrize("seed", SEEDS)
