@@ -168,12 +168,31 @@ def normalize_timelike(a: Tensor, *, k: Tensor, dim: int = -1) -> Tensor:
     A non-negative, not all-zero combination of points of :math:`\mathbb{H}_k` is such a vector. A spacelike,
     lightlike or zero ``a`` has no such rescaling; the result is then NaN or infinite rather than a point made
     up by clamping. Use :meth:`Lorentz.check_point` on the result where such inputs are possible.
+
+    :math:`-\langle a, a\rangle_L = a_0^2 - \|a_s\|^2` cancels catastrophically far from the origin: in float32
+    the rounding error of the difference reaches the size of ``k`` once :math:`a_0^2 \approx k / \epsilon`,
+    about a time coordinate of 1,000 at ``k = 1``, and then turns a timelike centroid spacelike. The product is
+    therefore computed in float64 for narrower inputs and the scale factor cast back.
     """
-    return a * torch.rsqrt(-minkowski_inner(a, a, dim=dim, keepdim=True) / k)
+    return _rescale_timelike(a, k=k, dim=dim)
+
+
+def _rescale_timelike(a: Tensor, *, k: Tensor, dim: int, min_norm_sq: Optional[Tensor] = None) -> Tensor:
+    wide = torch.promote_types(a.dtype, torch.float64)
+    a_wide = a.to(wide)
+    norm_sq = -minkowski_inner(a_wide, a_wide, dim=dim, keepdim=True)
+    if min_norm_sq is not None:
+        # The caller's exact lower bound, which rounding of far-out float32 points can violate.
+        norm_sq = torch.maximum(norm_sq, min_norm_sq.to(wide))
+    return (a_wide * torch.rsqrt(norm_sq / k.to(wide))).to(a.dtype)
 
 
 def centroid(x: Tensor, weight: Optional[Tensor] = None, *, k: Tensor, dim: int = -1) -> Tensor:
     r"""Weighted Lorentzian centroid (Law et al., ICML 2019, with :math:`\beta = k`).
+
+    Weights must be non-negative: the centroid of upper-sheet points is then well defined, and the exact
+    bound :math:`-\langle a, a\rangle_L \ge k (\sum_i w_i)^2` of their weighted sum ``a`` is enforced
+    against rounding.
 
     The point of :math:`\mathbb{H}_k` that minimizes the weighted sum of squared Lorentzian distances
     :func:`lorentz_sqdist` to the inputs: the weighted sum rescaled by :func:`normalize_timelike`.
@@ -192,16 +211,26 @@ def centroid(x: Tensor, weight: Optional[Tensor] = None, *, k: Tensor, dim: int 
     x = x.movedim(dim, -1)
     if weight is None:
         total = x.mean(dim=-2)
+        weight_sum = torch.ones_like(total[..., :1])
     elif weight.dim() == x.dim() - 1:
         total = (weight.unsqueeze(-1) * x).sum(dim=-2)
+        weight_sum = weight.sum(dim=-1, keepdim=True)
     elif weight.dim() == x.dim():
-        total = torch.sparse.mm(weight, x) if weight.is_sparse else weight @ x
+        if weight.is_sparse:
+            total = torch.sparse.mm(weight, x)
+            weight_sum = torch.sparse.sum(weight, dim=-1).to_dense().unsqueeze(-1)
+        else:
+            total = weight @ x
+            weight_sum = weight.sum(dim=-1, keepdim=True)
     else:
         raise ValueError(
             f"centroid: weight must have {x.dim() - 1} dimensions (one weight per point) or {x.dim()} "
             f"(a matrix of weights), got shape {tuple(weight.shape)} for points of shape {tuple(x.shape)}"
         )
-    return normalize_timelike(total, k=k, dim=-1).movedim(-1, dim)
+    # For non-negative weights w and points with -<x_i, x_j>_L >= k, the sum a satisfies
+    # -<a, a>_L >= k (sum w)^2 exactly. Far from the origin, float32 points carry rounding errors of that
+    # size, so the bound is enforced instead of letting the centroid turn spacelike (NaN).
+    return _rescale_timelike(total, k=k, dim=-1, min_norm_sq=k * weight_sum.pow(2)).movedim(-1, dim)
 
 
 def to_poincare(x: Tensor, *, k: Tensor, dim: int = -1) -> Tensor:

@@ -183,10 +183,8 @@ class LorentzAggregation(nn.Module):
 
     def forward(self, x: Tensor, graph: Tensor) -> Tensor:
         adjacency = _as_adjacency(graph, x.size(0), x.dtype)
-        weighted_sum = torch.sparse.mm(adjacency, x)
-        # A convex combination of points on the upper sheet is timelike, so its Minkowski
-        # norm is positive and the rescaling onto the hyperboloid is well defined.
-        return self.manifold.normalize_timelike(weighted_sum, dim=-1)
+        # The centroid guards the weighted sum against rounding far from the origin (see Lorentz.centroid).
+        return self.manifold.centroid(x, adjacency, dim=-1)
 
 
 class LorentzGraphConvolution(nn.Module):

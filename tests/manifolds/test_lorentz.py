@@ -332,3 +332,21 @@ def test_learnable_curvature_stays_valid_under_an_adversarial_objective(directio
     assert (k > 20.0) if direction > 0 else (k < 1.01 * manifold.min_k)
     point = manifold.projx(torch.cat((torch.zeros(16, 1, dtype=torch.float64), space), dim=-1))
     assert_on_hyperboloid(point.detach(), k)
+
+
+@pytest.mark.parametrize("k", [1.0, 2.0])
+def test_centroid_of_far_points_stays_finite_in_float32(k):
+    # Nearly equal points with time coordinates near 3,000. Rounding their float32 coordinates moves
+    # x0^2 - |x_s|^2 by more than k, so without a guard some weighted sums look spacelike (NaN).
+    manifold = Lorentz(k)
+    generator = torch.Generator().manual_seed(0)
+    direction = torch.nn.functional.normalize(torch.randn(15, generator=generator, dtype=torch.float64), dim=-1)
+    jitter = 1e-6 * torch.randn(64, 15, generator=generator, dtype=torch.float64)
+    space = 3000.0 * (direction + jitter)
+    exact = torch.cat([torch.sqrt(k + space.pow(2).sum(-1, keepdim=True)), space], dim=-1)
+    points = exact.float()
+    for count in range(2, 65):
+        # float32 cannot place the centroid this far out accurately, but it must stay a finite point.
+        result = manifold.centroid(points[:count], torch.full((count,), 1 / count))
+        assert torch.isfinite(result).all(), count
+        manifold.check_point(result)
