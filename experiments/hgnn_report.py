@@ -35,10 +35,12 @@ REFERENCE = {
 
 
 def _load_runs(folder: Path) -> list[dict]:
-    runs = []
-    for path in sorted(folder.rglob("results.json")):
-        runs.extend(json.loads(path.read_text())["runs"])
-    return runs
+    """Load every run below ``folder``; a run repeated in a newer file (same setting, method and seed) wins."""
+    latest: dict[tuple, dict] = {}
+    for path in sorted(folder.rglob("results.json"), key=lambda item: item.stat().st_mtime):
+        for run in json.loads(path.read_text())["runs"]:
+            latest[(run["dataset"], run["task"], run["method"], run["rank"], run["seed"])] = run
+    return list(latest.values())
 
 
 def _stats(values: list[float]) -> tuple[float, float]:
