@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hypersst._validation import check_rank
+from hypersst._validation import check_rank, linear_from_weight
 from hypersst.lowrank.optim_state import reset_optimizer_state
 
 __all__ = ["LoRALinear", "ReLoRALinear"]
@@ -202,19 +202,7 @@ class LoRALinear(nn.Module):
                 f"{type(self).__name__}({self.extra_repr()}): the merged weight contains NaN or Inf; "
                 f"check lora_A, lora_B and base_weight for non-finite values before merging"
             )
-        linear = nn.Linear(
-            self.in_features,
-            self.out_features,
-            bias=self.bias is not None,
-            device=weight.device,
-            dtype=weight.dtype,
-        )
-        with torch.no_grad():
-            linear.weight.copy_(weight)
-            if self.bias is not None:
-                linear.bias.copy_(self.bias)
-                linear.bias.requires_grad_(self.bias.requires_grad)
-        return linear
+        return linear_from_weight(weight, self.bias.detach() if self.bias is not None else None)
 
     def extra_repr(self) -> str:
         return (

@@ -9,6 +9,7 @@ from typing import Iterable, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
+from hypersst._validation import linear_from_weight
 from hypersst.lowrank._targets import TargetSpec, find_targets, module_occurrences, replace_module, sst_linear_class
 from hypersst.lowrank.lora import LoRALinear, wide_dtype
 from hypersst.lowrank.two_factor import TwoFactorLinear
@@ -177,13 +178,7 @@ def prune_singular_values(
         if factored:
             replacement = TwoFactorLinear.from_factors(left, right, bias)
         else:
-            replacement = nn.Linear(
-                in_features, out_features, bias=bias is not None, device=weight.device, dtype=weight.dtype
-            )
-            with torch.no_grad():
-                replacement.weight.copy_(left @ right)
-                if bias is not None:
-                    replacement.bias.copy_(bias)
+            replacement = linear_from_weight(left @ right, bias)
         replacements.append((module, replacement))
         entries_after = kept * (in_features + out_features) if factored else dense_entries
         records.append(PrunedLayer(name, S.numel(), kept, energy_kept, dense_entries, entries_after, factored))

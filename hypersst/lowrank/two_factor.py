@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hypersst._validation import linear_from_weight
 from hypersst.lowrank.lora import wide_dtype
 
 __all__ = ["TwoFactorLinear"]
@@ -113,14 +114,7 @@ class TwoFactorLinear(nn.Module):
             raise RuntimeError(
                 f"TwoFactorLinear({self.extra_repr()}): the product left @ right contains NaN or Inf"
             )
-        linear = nn.Linear(
-            self.in_features, self.out_features, bias=self.bias is not None, device=weight.device, dtype=weight.dtype
-        )
-        with torch.no_grad():
-            linear.weight.copy_(weight)
-            if self.bias is not None:
-                linear.bias.copy_(self.bias)
-        return linear
+        return linear_from_weight(weight, self.bias.detach() if self.bias is not None else None)
 
     def extra_repr(self) -> str:
         return (

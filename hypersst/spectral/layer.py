@@ -9,7 +9,7 @@ import geoopt
 import torch
 from torch import Tensor, nn
 
-from hypersst._validation import check_rank
+from hypersst._validation import check_rank, linear_from_weight
 from hypersst.spectral.functional import spectral_linear, svd_factors
 
 __all__ = ["SSTLinear"]
@@ -183,18 +183,7 @@ class SSTLinear(nn.Module):
 
     def to_linear(self) -> nn.Linear:
         """Return a plain ``nn.Linear`` with the same outputs."""
-        linear = nn.Linear(
-            self.in_features,
-            self.out_features,
-            bias=self.bias is not None,
-            device=self.S.device,
-            dtype=self.S.dtype,
-        )
-        with torch.no_grad():
-            linear.weight.copy_(self.weight)
-            if self.bias is not None:
-                linear.bias.copy_(self.bias)
-        return linear
+        return linear_from_weight(self.weight, self.bias.detach() if self.bias is not None else None)
 
     def extra_repr(self) -> str:
         return (
