@@ -95,7 +95,7 @@ def load_checkpoint(
 
     Raises:
         FileNotFoundError: if ``path`` does not exist.
-        ValueError: if an optimizer or scheduler is passed but the checkpoint holds no state for it.
+        ValueError: if an optimizer or scheduler is passed but the checkpoint contains no state for it.
     """
     path = Path(path)
     if not path.is_file():
@@ -104,7 +104,7 @@ def load_checkpoint(
         payload = torch.load(path, map_location=map_location, weights_only=weights_only)
     except pickle.UnpicklingError as error:
         raise ValueError(
-            f"checkpoint {str(path)!r} contains Python objects that weights_only=True refuses ({error}). "
+            f"checkpoint {str(path)!r} contains Python objects that weights_only=True rejects ({error}). "
             "If you wrote the file yourself (for example with a GaLore optimizer), pass weights_only=False."
         ) from error
     model.load_state_dict(payload["model"])
@@ -112,7 +112,7 @@ def load_checkpoint(
         if target is None:
             continue
         if payload[label] is None:
-            raise ValueError(f"checkpoint {str(path)!r} holds no {label} state; pass {label}=None to skip it")
+            raise ValueError(f"checkpoint {str(path)!r} contains no {label} state; pass {label}=None to skip it")
         target.load_state_dict(payload[label])
     if optimizer is not None:
         _restore_integer_steps(optimizer, payload["optimizer"])

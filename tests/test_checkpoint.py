@@ -46,7 +46,7 @@ def test_missing_checkpoint_raises(tmp_path):
 def test_checkpoint_without_optimizer_state_raises(tmp_path):
     model = nn.Linear(2, 2)
     save_checkpoint(tmp_path / "ckpt.pt", model)
-    with pytest.raises(ValueError, match="holds no optimizer state"):
+    with pytest.raises(ValueError, match="contains no optimizer state"):
         load_checkpoint(tmp_path / "ckpt.pt", model, torch.optim.SGD(model.parameters(), lr=0.1))
 
 

@@ -40,7 +40,7 @@ def sampling_probabilities(S: Tensor, *, sampling: str = "mixed", name: str = "l
         A float64 CPU tensor of shape ``(k,)`` that sums to one.
 
     Raises:
-        ValueError: if ``S`` holds NaN or Inf, or ``sampling`` is unknown.
+        ValueError: if ``S`` contains NaN or Inf, or ``sampling`` is unknown.
     """
     if sampling not in ("mixed", "proportional"):
         raise ValueError(f"{name}: sampling must be 'mixed' or 'proportional', got {sampling!r}")
@@ -166,7 +166,7 @@ def svd_factors(weight: Tensor, *, name: str = "layer") -> Tuple[Tensor, Tensor,
     """Compute the thin SVD ``weight = U diag(S) Vh`` in float32 or wider and cast back.
 
     Raises:
-        ValueError: if ``weight`` holds NaN or Inf.
+        ValueError: if ``weight`` contains NaN or Inf.
         RuntimeError: if the SVD does not converge or returns non-finite factors.
     """
     if not torch.isfinite(weight).all():

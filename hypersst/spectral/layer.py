@@ -218,7 +218,7 @@ class SSTLinear(nn.Module):
 
     @torch.no_grad()
     def check_finite_(self, name: str = "SSTLinear") -> None:
-        """Raise ``RuntimeError`` naming the layer if a factor holds NaN or Inf or an active vector is zero."""
+        """Raise ``RuntimeError`` naming the layer if a factor contains NaN or Inf or an active vector is zero."""
         for label, tensor in (("S", self.S), ("U", self.Ut_active), ("Vh", self.Vh_active)):
             if not torch.isfinite(tensor).all():
                 raise RuntimeError(

@@ -11,7 +11,7 @@ def test_every_method_learns_digits():
     config = ImageRunConfig(hidden_features=64, depth=2, epochs=3, steps_per_iteration=10, warmup_steps=2)
     for method in ("full", "lora", "relora", "sst", "galore"):
         result = train_image_classifier(data, method, 8, seed=0, config=config)
-        # The majority class of digits holds about 10% of the test set.
+        # The majority class of digits is about 10% of the test set.
         assert result["test_accuracy"] > 0.5, method
 
 
