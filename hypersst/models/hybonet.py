@@ -36,6 +36,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.utils import add_remaining_self_loops, coalesce, degree
 
+from hypersst.manifolds import Lorentz, Stereographic
 from hypersst.nn import LorentzLinear, PoincareLinear
 
 __all__ = [
@@ -233,24 +234,11 @@ class LorentzGraphConvolution(nn.Module):
         return self.aggregation(self.linear(x), graph)
 
 
-class HyboNetEncoder(nn.Module):
-    """Map node features onto the hyperboloid and apply a stack of HyboNet convolutions.
+class _GraphEncoder(nn.Module):
+    """Base of :class:`HyboNetEncoder` and :class:`PoincareEncoder` that validates and stores their common options.
 
-    Args:
-        in_features: number of input features ``F``.
-        dim: ambient dimension of every hidden layer (time coordinate included).
-        num_convolutions: number of graph convolutions.
-        manifold: the :class:`~hypersst.manifolds.Lorentz` manifold.
-        method: linear-layer method for every convolution.
-        rank: rank for the low-rank methods.
-        dropout: dropout of every convolution.
-        nonlin: activation of every convolution except the first, or None.
-        bias: whether the linear maps have biases.
-        input_max_norm: cap on the tangent norm of the input features, or None for no cap.
-        linear_options: extra keyword arguments for the inner linear layers.
-
-    Shapes:
-        - input: features ``(N, F)`` and a graph; output: points ``(N, dim)``.
+    Subclasses build their layers in ``_build_convolutions``, which receives the layer
+    options as keyword arguments, and define ``embed_input`` and ``forward``.
     """
 
     def __init__(
@@ -277,18 +265,52 @@ class HyboNetEncoder(nn.Module):
             raise ValueError(f"{name}: input_max_norm must be positive or None, got {input_max_norm}")
         self.manifold = manifold
         self.input_max_norm = input_max_norm
+        self._build_convolutions(
+            in_features,
+            dim,
+            num_convolutions,
+            method=method,
+            rank=rank,
+            dropout=dropout,
+            nonlin=nonlin,
+            bias=bias,
+            linear_options=linear_options,
+        )
+
+    def _build_convolutions(self, in_features: int, dim: int, num_convolutions: int, **layer_options) -> None:
+        raise NotImplementedError(f"{type(self).__name__} must define _build_convolutions")
+
+
+class HyboNetEncoder(_GraphEncoder):
+    """Map node features onto the hyperboloid and apply a stack of HyboNet convolutions.
+
+    Args:
+        in_features: number of input features ``F``.
+        dim: ambient dimension of every hidden layer (time coordinate included).
+        num_convolutions: number of graph convolutions.
+        manifold: the :class:`~hypersst.manifolds.Lorentz` manifold.
+        method: linear-layer method for every convolution.
+        rank: rank for the low-rank methods.
+        dropout: dropout of every convolution.
+        nonlin: activation of every convolution except the first, or None.
+        bias: whether the linear maps have biases.
+        input_max_norm: cap on the tangent norm of the input features, or None for no cap.
+        linear_options: extra keyword arguments for the inner linear layers.
+
+    Shapes:
+        - input: features ``(N, F)`` and a graph; output: points ``(N, dim)``.
+    """
+
+    def _build_convolutions(self, in_features: int, dim: int, num_convolutions: int, *, nonlin, **layer_options) -> None:
+        # The input gains the time coordinate, and ``dim`` already counts it.
         widths = [in_features + 1] + [dim] * num_convolutions
         self.layers = nn.ModuleList(
             LorentzGraphConvolution(
                 widths[index],
                 widths[index + 1],
-                manifold,
-                dropout=dropout,
+                self.manifold,
                 nonlin=None if index == 0 else nonlin,
-                bias=bias,
-                method=method,
-                rank=rank,
-                linear_options=linear_options,
+                **layer_options,
             )
             for index in range(num_convolutions)
         )
@@ -318,15 +340,115 @@ class HyboNetEncoder(nn.Module):
         return h
 
 
-def _init_lorentz_prototypes(manifold, num: int, dim: int, dtype: torch.dtype | None) -> Tensor:
-    """Return ``num`` points ``expmap0((0, g / ||g||))`` with Gaussian ``g``: random directions at distance 1."""
-    direction = torch.randn(num, dim - 1).to(dtype or torch.get_default_dtype())
-    direction = direction / direction.norm(dim=-1, keepdim=True)
-    u = torch.cat([torch.zeros_like(direction[:, :1]), direction], dim=-1)
-    return manifold.expmap0(u, dim=-1)
+class _NodeClassifier(nn.Module):
+    """Base of :class:`HyboNetNC` and :class:`PoincareGCNNC` that validates their options and builds the encoder.
+
+    Subclasses set ``_manifold_type`` (the manifold class they accept) and ``_encoder_type``,
+    and define ``_init_prototypes`` (the initial prototype points) and ``decode`` (the class scores).
+    """
+
+    _manifold_type: type
+    _encoder_type: type[_GraphEncoder]
+
+    def __init__(
+        self,
+        in_features: int,
+        num_classes: int,
+        *,
+        dim: int = 16,
+        num_layers: int = 3,
+        manifold,
+        method: str = "full",
+        rank: int | None = None,
+        dropout: float = 0.0,
+        nonlin: Callable[[Tensor], Tensor] | None = None,
+        bias: bool = True,
+        input_max_norm: float | None = None,
+        linear_options: dict | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        name = type(self).__name__
+        _check_manifold(manifold, self._manifold_type, name)
+        _check_positive_int(num_classes, "num_classes", name, minimum=2)
+        _check_positive_int(num_layers, "num_layers", name, minimum=2)
+        self.manifold = manifold
+        self.encoder = self._encoder_type(
+            in_features,
+            dim=dim,
+            num_convolutions=num_layers - 1,
+            manifold=manifold,
+            method=method,
+            rank=rank,
+            dropout=dropout,
+            nonlin=nonlin,
+            bias=bias,
+            input_max_norm=input_max_norm,
+            linear_options=linear_options,
+        )
+        self.prototypes = geoopt.ManifoldParameter(self._init_prototypes(num_classes, dim, dtype), manifold=manifold)
+        self.class_bias = nn.Parameter(torch.zeros(num_classes, dtype=self.prototypes.dtype))
+
+    def _init_prototypes(self, num_classes: int, dim: int, dtype: torch.dtype | None) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__} must define _init_prototypes")
+
+    def decode(self, h: Tensor) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__} must define decode")
+
+    def forward(self, x: Tensor, graph: Tensor, *, embedded: bool = False) -> Tensor:
+        return self.decode(self.encoder(x, graph, embedded=embedded))
 
 
-class HyboNetNC(nn.Module):
+class _LinkPredictor(nn.Module):
+    """Base of :class:`HyboNetLP` and :class:`PoincareGCNLP` that validates their options and builds the encoder.
+
+    Subclasses set ``_manifold_type`` (the manifold class they accept) and ``_encoder_type``,
+    and define ``score`` (the edge scores).
+    """
+
+    _manifold_type: type
+    _encoder_type: type[_GraphEncoder]
+
+    def __init__(
+        self,
+        in_features: int,
+        *,
+        dim: int = 16,
+        num_layers: int = 2,
+        manifold,
+        method: str = "full",
+        rank: int | None = None,
+        dropout: float = 0.0,
+        nonlin: Callable[[Tensor], Tensor] | None = None,
+        bias: bool = True,
+        input_max_norm: float | None = None,
+        linear_options: dict | None = None,
+    ) -> None:
+        super().__init__()
+        _check_manifold(manifold, self._manifold_type, type(self).__name__)
+        self.manifold = manifold
+        self.encoder = self._encoder_type(
+            in_features,
+            dim=dim,
+            num_convolutions=num_layers,
+            manifold=manifold,
+            method=method,
+            rank=rank,
+            dropout=dropout,
+            nonlin=nonlin,
+            bias=bias,
+            input_max_norm=input_max_norm,
+            linear_options=linear_options,
+        )
+
+    def score(self, h: Tensor, pairs: Tensor) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__} must define score")
+
+    def forward(self, x: Tensor, graph: Tensor, *, embedded: bool = False) -> Tensor:
+        return self.encoder(x, graph, embedded=embedded)
+
+
+class HyboNetNC(_NodeClassifier):
     """HyboNet node classifier: encoder plus hyperbolic class prototypes.
 
     Args:
@@ -350,56 +472,22 @@ class HyboNetNC(nn.Module):
         - input: features ``(N, F)`` and a graph; output: class scores ``(N, C)``.
     """
 
-    def __init__(
-        self,
-        in_features: int,
-        num_classes: int,
-        *,
-        dim: int = 16,
-        num_layers: int = 3,
-        manifold,
-        method: str = "full",
-        rank: int | None = None,
-        dropout: float = 0.0,
-        nonlin: Callable[[Tensor], Tensor] | None = None,
-        bias: bool = True,
-        input_max_norm: float | None = None,
-        linear_options: dict | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        super().__init__()
-        name = type(self).__name__
-        from hypersst.manifolds import Lorentz
+    _manifold_type = Lorentz
+    _encoder_type = HyboNetEncoder
 
-        _check_manifold(manifold, Lorentz, name)
-        _check_positive_int(num_classes, "num_classes", name, minimum=2)
-        _check_positive_int(num_layers, "num_layers", name, minimum=2)
-        self.manifold = manifold
-        self.encoder = HyboNetEncoder(
-            in_features,
-            dim=dim,
-            num_convolutions=num_layers - 1,
-            manifold=manifold,
-            method=method,
-            rank=rank,
-            dropout=dropout,
-            nonlin=nonlin,
-            bias=bias,
-            input_max_norm=input_max_norm,
-            linear_options=linear_options,
-        )
-        self.prototypes = geoopt.ManifoldParameter(_init_lorentz_prototypes(manifold, num_classes, dim, dtype), manifold=manifold)
-        self.class_bias = nn.Parameter(torch.zeros(num_classes, dtype=self.prototypes.dtype))
+    def _init_prototypes(self, num_classes: int, dim: int, dtype: torch.dtype | None) -> Tensor:
+        """Return points ``expmap0((0, g / ||g||))`` with Gaussian ``g``: random directions at distance 1."""
+        direction = torch.randn(num_classes, dim - 1).to(dtype or torch.get_default_dtype())
+        direction = direction / direction.norm(dim=-1, keepdim=True)
+        u = torch.cat([torch.zeros_like(direction[:, :1]), direction], dim=-1)
+        return self.manifold.expmap0(u, dim=-1)
 
     def decode(self, h: Tensor) -> Tensor:
         """Score points ``(N, dim)`` against every class: ``2k + 2<h, c>_L + b`` of shape ``(N, C)``."""
         return 2 * self.manifold.k + 2 * lorentz_gram(h, self.prototypes) + self.class_bias
 
-    def forward(self, x: Tensor, graph: Tensor, *, embedded: bool = False) -> Tensor:
-        return self.decode(self.encoder(x, graph, embedded=embedded))
 
-
-class HyboNetLP(nn.Module):
+class HyboNetLP(_LinkPredictor):
     """HyboNet link predictor: encoder plus the score ``2k + 2<h_u, h_v>_L``.
 
     Args:
@@ -414,46 +502,12 @@ class HyboNetLP(nn.Module):
         - input: features ``(N, F)`` and a graph; output: node embeddings ``(N, dim)``.
     """
 
-    def __init__(
-        self,
-        in_features: int,
-        *,
-        dim: int = 16,
-        num_layers: int = 2,
-        manifold,
-        method: str = "full",
-        rank: int | None = None,
-        dropout: float = 0.0,
-        nonlin: Callable[[Tensor], Tensor] | None = None,
-        bias: bool = True,
-        input_max_norm: float | None = None,
-        linear_options: dict | None = None,
-    ) -> None:
-        super().__init__()
-        from hypersst.manifolds import Lorentz
-
-        _check_manifold(manifold, Lorentz, type(self).__name__)
-        self.manifold = manifold
-        self.encoder = HyboNetEncoder(
-            in_features,
-            dim=dim,
-            num_convolutions=num_layers,
-            manifold=manifold,
-            method=method,
-            rank=rank,
-            dropout=dropout,
-            nonlin=nonlin,
-            bias=bias,
-            input_max_norm=input_max_norm,
-            linear_options=linear_options,
-        )
+    _manifold_type = Lorentz
+    _encoder_type = HyboNetEncoder
 
     def score(self, h: Tensor, pairs: Tensor) -> Tensor:
         """Score node pairs ``(2, E)``: ``2k + 2<h_u, h_v>_L``, at most 0, shape ``(E,)``."""
         return 2 * self.manifold.k + 2 * lorentz_pair_inner(h[pairs[0]], h[pairs[1]])
-
-    def forward(self, x: Tensor, graph: Tensor, *, embedded: bool = False) -> Tensor:
-        return self.encoder(x, graph, embedded=embedded)
 
 
 class TangentAggregation(nn.Module):
@@ -473,7 +527,7 @@ class TangentAggregation(nn.Module):
         return self.manifold.expmap0(torch.sparse.mm(adjacency, tangent), dim=-1)
 
 
-class PoincareEncoder(nn.Module):
+class PoincareEncoder(_GraphEncoder):
     """Poincaré-ball (or Euclidean at ``kappa = 0``) counterpart of :class:`HyboNetEncoder`.
 
     Each layer is ``h <- TangentAggregation(PoincareLinear(act(h)))``, where ``act`` is
@@ -490,46 +544,17 @@ class PoincareEncoder(nn.Module):
             :class:`HyboNetEncoder`.
     """
 
-    def __init__(
-        self,
-        in_features: int,
-        *,
-        dim: int,
-        num_convolutions: int,
-        manifold,
-        method: str = "full",
-        rank: int | None = None,
-        dropout: float = 0.0,
-        nonlin: Callable[[Tensor], Tensor] | None = None,
-        bias: bool = True,
-        input_max_norm: float | None = None,
-        linear_options: dict | None = None,
+    def _build_convolutions(
+        self, in_features: int, dim: int, num_convolutions: int, *, nonlin, linear_options, **layer_options
     ) -> None:
-        super().__init__()
-        name = type(self).__name__
-        _check_positive_int(in_features, "in_features", name)
-        _check_positive_int(dim, "dim", name, minimum=2)
-        _check_positive_int(num_convolutions, "num_convolutions", name)
-        if input_max_norm is not None and not input_max_norm > 0:
-            raise ValueError(f"{name}: input_max_norm must be positive or None, got {input_max_norm}")
-        self.manifold = manifold
+        # The activation runs in the tangent space in forward, outside the linear layers.
         self.nonlin = nonlin
-        self.input_max_norm = input_max_norm
         widths = [in_features] + [dim - 1] * num_convolutions
         self.linears = nn.ModuleList(
-            PoincareLinear(
-                widths[index],
-                widths[index + 1],
-                manifold,
-                bias=bias,
-                dropout=dropout,
-                method=method,
-                rank=rank,
-                **(linear_options or {}),
-            )
+            PoincareLinear(widths[index], widths[index + 1], self.manifold, **layer_options, **(linear_options or {}))
             for index in range(num_convolutions)
         )
-        self.aggregation = TangentAggregation(manifold)
+        self.aggregation = TangentAggregation(self.manifold)
 
     def embed_input(self, x: Tensor) -> Tensor:
         """Map features ``(N, F)`` to points ``expmap0(x)`` of shape ``(N, F)``."""
@@ -548,110 +573,38 @@ class PoincareEncoder(nn.Module):
         return h
 
 
-class PoincareGCNNC(nn.Module):
+class PoincareGCNNC(_NodeClassifier):
     """Poincaré node classifier with prototypes: scores ``-d^2(h_i, c_j) + b_j``.
 
     Arguments are those of :class:`HyboNetNC`, with a
     :class:`~hypersst.manifolds.Stereographic` manifold of curvature ``k <= 0``.
     """
 
-    def __init__(
-        self,
-        in_features: int,
-        num_classes: int,
-        *,
-        dim: int = 16,
-        num_layers: int = 3,
-        manifold,
-        method: str = "full",
-        rank: int | None = None,
-        dropout: float = 0.0,
-        nonlin: Callable[[Tensor], Tensor] | None = None,
-        bias: bool = True,
-        input_max_norm: float | None = None,
-        linear_options: dict | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        super().__init__()
-        name = type(self).__name__
-        from hypersst.manifolds import Stereographic
+    _manifold_type = Stereographic
+    _encoder_type = PoincareEncoder
 
-        _check_manifold(manifold, Stereographic, name)
-        _check_positive_int(num_classes, "num_classes", name, minimum=2)
-        _check_positive_int(num_layers, "num_layers", name, minimum=2)
-        self.manifold = manifold
-        self.encoder = PoincareEncoder(
-            in_features,
-            dim=dim,
-            num_convolutions=num_layers - 1,
-            manifold=manifold,
-            method=method,
-            rank=rank,
-            dropout=dropout,
-            nonlin=nonlin,
-            bias=bias,
-            input_max_norm=input_max_norm,
-            linear_options=linear_options,
-        )
-        # Random directions at tangent norm 0.5, well inside the unit ball at kappa = -1.
+    def _init_prototypes(self, num_classes: int, dim: int, dtype: torch.dtype | None) -> Tensor:
+        """Return points ``expmap0(0.5 g / ||g||)`` with Gaussian ``g``, well inside the unit ball at ``kappa = -1``."""
         direction = torch.randn(num_classes, dim - 1).to(dtype or torch.get_default_dtype())
         tangent = 0.5 * direction / direction.norm(dim=-1, keepdim=True)
-        self.prototypes = geoopt.ManifoldParameter(manifold.expmap0(tangent, dim=-1), manifold=manifold)
-        self.class_bias = nn.Parameter(torch.zeros(num_classes, dtype=self.prototypes.dtype))
+        return self.manifold.expmap0(tangent, dim=-1)
 
     def decode(self, h: Tensor) -> Tensor:
         """Score points ``(N, dim - 1)`` against every class, shape ``(N, C)``."""
         distance = self.manifold.dist(h.unsqueeze(1), self.prototypes.unsqueeze(0), dim=-1)
         return -distance.pow(2) + self.class_bias
 
-    def forward(self, x: Tensor, graph: Tensor, *, embedded: bool = False) -> Tensor:
-        return self.decode(self.encoder(x, graph, embedded=embedded))
 
-
-class PoincareGCNLP(nn.Module):
+class PoincareGCNLP(_LinkPredictor):
     """Poincaré link predictor: scores ``-d^2(h_u, h_v)``.
 
     Arguments are those of :class:`HyboNetLP`, with a
     :class:`~hypersst.manifolds.Stereographic` manifold of curvature ``k <= 0``.
     """
 
-    def __init__(
-        self,
-        in_features: int,
-        *,
-        dim: int = 16,
-        num_layers: int = 2,
-        manifold,
-        method: str = "full",
-        rank: int | None = None,
-        dropout: float = 0.0,
-        nonlin: Callable[[Tensor], Tensor] | None = None,
-        bias: bool = True,
-        input_max_norm: float | None = None,
-        linear_options: dict | None = None,
-    ) -> None:
-        super().__init__()
-        from hypersst.manifolds import Stereographic
-
-        _check_manifold(manifold, Stereographic, type(self).__name__)
-        self.manifold = manifold
-        self.encoder = PoincareEncoder(
-            in_features,
-            dim=dim,
-            num_convolutions=num_layers,
-            manifold=manifold,
-            method=method,
-            rank=rank,
-            dropout=dropout,
-            nonlin=nonlin,
-            bias=bias,
-            input_max_norm=input_max_norm,
-            linear_options=linear_options,
-        )
+    _manifold_type = Stereographic
+    _encoder_type = PoincareEncoder
 
     def score(self, h: Tensor, pairs: Tensor) -> Tensor:
         """Score node pairs ``(2, E)``: ``-d^2(h_u, h_v)``, shape ``(E,)``."""
         return -self.manifold.dist(h[pairs[0]], h[pairs[1]], dim=-1).pow(2)
-
-    def forward(self, x: Tensor, graph: Tensor, *, embedded: bool = False) -> Tensor:
-        return self.encoder(x, graph, embedded=embedded)

@@ -1,3 +1,4 @@
+import inspect
 import math
 
 import geoopt
@@ -7,9 +8,11 @@ import torch
 from hypersst.lowrank import LoRALinear, ReLoRALinear
 from hypersst.manifolds import Lorentz, Stereographic
 from hypersst.models import (
+    HyboNetEncoder,
     HyboNetLP,
     HyboNetNC,
     LorentzAggregation,
+    PoincareEncoder,
     PoincareGCNLP,
     PoincareGCNNC,
     TangentAggregation,
@@ -260,6 +263,58 @@ def test_model_argument_errors():
     features, _ = small_graph()
     with pytest.raises(ValueError, match="adjacency has shape"):
         HyboNetLP(5, manifold=Lorentz())(features, normalized_adjacency(torch.tensor([[0], [1]]), 3))
+
+
+# (classifier, link predictor, encoder, manifold, manifold of the other family)
+MODEL_FAMILIES = [
+    (HyboNetNC, HyboNetLP, HyboNetEncoder, Lorentz, lambda: Stereographic(k=-1.0)),
+    (PoincareGCNNC, PoincareGCNLP, PoincareEncoder, lambda: Stereographic(k=-1.0), Lorentz),
+]
+
+
+@pytest.mark.parametrize("classifier, predictor, encoder, manifold, other_manifold", MODEL_FAMILIES)
+def test_model_errors_name_concrete_class(classifier, predictor, encoder, manifold, other_manifold):
+    with pytest.raises(TypeError, match=f"^{classifier.__name__}: manifold must be"):
+        classifier(5, 3, manifold=other_manifold())
+    with pytest.raises(TypeError, match=f"^{predictor.__name__}: manifold must be"):
+        predictor(5, manifold=other_manifold())
+    with pytest.raises(ValueError, match=f"^{classifier.__name__}: num_classes must be at least 2, got 1"):
+        classifier(5, 1, manifold=manifold())
+    with pytest.raises(TypeError, match=f"^{classifier.__name__}: num_layers must be an int, got float"):
+        classifier(5, 3, num_layers=2.0, manifold=manifold())
+    # The encoder validates the options it receives, so its own name is in the message.
+    with pytest.raises(ValueError, match=f"^{encoder.__name__}: num_convolutions must be at least 1, got 0"):
+        predictor(5, num_layers=0, manifold=manifold())
+    with pytest.raises(ValueError, match=f"^{encoder.__name__}: dim must be at least 2, got 1"):
+        classifier(5, 3, dim=1, manifold=manifold())
+
+
+@pytest.mark.parametrize(
+    "lorentz_model, poincare_model",
+    [(HyboNetEncoder, PoincareEncoder), (HyboNetNC, PoincareGCNNC), (HyboNetLP, PoincareGCNLP)],
+)
+def test_poincare_models_take_lorentz_arguments(lorentz_model, poincare_model):
+    assert inspect.signature(poincare_model) == inspect.signature(lorentz_model)
+
+
+def test_state_dict_keys_are_stable():
+    # Saved checkpoints load only while these keys stay the same.
+    convolution = ["linear.scale", "linear.manifold.k_value", "linear.linear.weight", "linear.linear.bias"]
+    convolution.append("aggregation.manifold.k_value")
+    lorentz_layers = [f"encoder.layers.{index}.{key}" for index in range(2) for key in convolution]
+    linear = ["bias", "manifold.k_value", "linear.weight"]
+    poincare_layers = [f"encoder.linears.{index}.{key}" for index in range(2) for key in linear]
+    poincare_layers.append("encoder.aggregation.manifold.k_value")
+    head = ["prototypes", "class_bias"]
+    encoder = ["manifold.k_value", "encoder.manifold.k_value"]
+    cases = [
+        (HyboNetNC(5, 3, dim=4, num_layers=3, manifold=Lorentz()), head + encoder + lorentz_layers),
+        (HyboNetLP(5, dim=4, num_layers=2, manifold=Lorentz()), encoder + lorentz_layers),
+        (PoincareGCNNC(5, 3, dim=4, num_layers=3, manifold=Stereographic(k=-1.0)), head + encoder + poincare_layers),
+        (PoincareGCNLP(5, dim=4, num_layers=2, manifold=Stereographic(k=-1.0)), encoder + poincare_layers),
+    ]
+    for model, keys in cases:
+        assert list(model.state_dict()) == keys, type(model).__name__
 
 
 def test_tangent_aggregation_is_mean_at_zero_curvature():
