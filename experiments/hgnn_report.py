@@ -5,6 +5,10 @@ per protocol: the mean ± std test metric of full, LoRA, ReLoRA* and SST, the ga
 average next to the averages reported for SST (node classification 73.7 %, link prediction 82.5 %), and,
 for full rank, the comparison with HyboNet's released code and the seconds per epoch.
 
+ReLoRA* and SST runs are told apart by their iteration length (``--sst-steps``). The main table uses the
+length given by ``--sst-steps`` (default: the library's default); when a folder holds runs with several
+lengths, a second table lists their mean validation metric, the basis for choosing the length.
+
 Usage::
 
     python experiments/hgnn_report.py results/hgnn/hgcn results/hgnn/clean > results/hgnn/report.md
@@ -18,7 +22,10 @@ import math
 import statistics
 from pathlib import Path
 
+from hypersst.tasks.hgnn import SST_STEPS_PER_ITERATION
+
 METHODS = ("full", "lora", "relora", "sst")
+LABELS = {"full": "full", "lora": "LoRA", "relora": "ReLoRA*", "sst": "SST"}
 # Metric that decides the gap closed: F1 for node classification, ROC-AUC for link prediction.
 PRIMARY = {"nc": "f1", "lp": "roc_auc"}
 PAPER_GAP = {"nc": 73.7, "lp": 82.5}
@@ -34,13 +41,41 @@ REFERENCE = {
 }
 
 
+def _iteration_length(run: dict) -> int | None:
+    """Steps per ReLoRA* / SST iteration of a run, or None for full rank and LoRA."""
+    return (run.get("sst") or {}).get("steps_per_iteration")
+
+
 def _load_runs(folder: Path) -> list[dict]:
-    """Load every run below ``folder``; a run repeated in a newer file (same setting, method and seed) wins."""
+    """Load every run below ``folder``; a run repeated in a newer file (same setting, method, iteration
+    length and seed) wins."""
     latest: dict[tuple, dict] = {}
     for path in sorted(folder.rglob("results.json"), key=lambda item: item.stat().st_mtime):
         for run in json.loads(path.read_text())["runs"]:
-            latest[(run["dataset"], run["task"], run["method"], run["rank"], run["seed"])] = run
+            key = (run["dataset"], run["task"], run["method"], run["rank"], _iteration_length(run), run["seed"])
+            latest[key] = run
     return list(latest.values())
+
+
+def _validation_table(runs: list[dict]) -> list[str]:
+    """Mean validation metric of ReLoRA* and SST for each iteration length, per setting and on average."""
+    cells: dict[tuple, dict[tuple, list[float]]] = {}
+    for run in runs:
+        steps = _iteration_length(run)
+        if steps is not None:
+            metric = PRIMARY[run["task"]]
+            cells.setdefault((run["method"], steps), {}).setdefault((run["dataset"], run["task"]), []).append(run["val"][metric])
+    if len({steps for _, steps in cells}) < 2:
+        return []
+    settings = sorted({setting for values in cells.values() for setting in values})
+    names = [f"{setting[0]} {setting[1].upper()}" for setting in settings]
+    lines = ["| method | steps per iteration | " + " | ".join(names) + " | average |", "|---" * (len(names) + 3) + "|"]
+    for (method, steps), values in sorted(cells.items()):
+        means = [_stats(values[setting])[0] if setting in values else float("nan") for setting in settings]
+        average = statistics.mean(means) if not any(math.isnan(mean) for mean in means) else float("nan")
+        row = " | ".join("—" if math.isnan(mean) else f"{mean:.2f}" for mean in means + [average])
+        lines.append(f"| {LABELS[method]} | {steps} | {row} |")
+    return ["Validation metric (F1 for NC, ROC-AUC for LP, in %) by iteration length:", ""] + lines + [""]
 
 
 def _stats(values: list[float]) -> tuple[float, float]:
@@ -57,16 +92,17 @@ def _gap(full: float, baselines: list[float], sst: float) -> float:
     return 100 * (sst - best) / (full - best)
 
 
-def report(folder: Path) -> str:
-    runs = _load_runs(folder)
-    if not runs:
+def report(folder: Path, sst_steps: int) -> str:
+    all_runs = _load_runs(folder)
+    if not all_runs:
         raise SystemExit(f"no results.json found below {folder}")
-    protocol = runs[0]["protocol"]
+    protocol = all_runs[0]["protocol"]
+    runs = [run for run in all_runs if _iteration_length(run) in (None, sst_steps)]
     by_setting: dict[tuple, dict[str, list[dict]]] = {}
     for run in runs:
         by_setting.setdefault((run["dataset"], run["task"]), {}).setdefault(run["method"], []).append(run)
 
-    lines = [f"### Protocol `{protocol}`", ""]
+    lines = [f"### Protocol `{protocol}`", "", f"ReLoRA* and SST with {sst_steps} steps per iteration.", ""]
     lines.append("| setting | metric | full | LoRA | ReLoRA* | SST | gap closed |")
     lines.append("|---|---|---|---|---|---|---|")
     gaps: dict[str, list[float]] = {"nc": [], "lp": []}
@@ -120,14 +156,21 @@ def report(folder: Path) -> str:
             f"{'yes' if within else 'no'} | {seconds:.3f} | {reference['seconds_per_epoch']:.3f} |"
         )
     lines.append("")
+    lines.extend(_validation_table(all_runs))
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="+", type=Path, help="output folders of hgnn_benchmark.sh, one per protocol")
+    parser.add_argument(
+        "--sst-steps",
+        type=int,
+        default=SST_STEPS_PER_ITERATION,
+        help=f"iteration length of the ReLoRA* and SST runs in the main table (default: {SST_STEPS_PER_ITERATION})",
+    )
     args = parser.parse_args(argv)
-    print("\n".join(report(folder) for folder in args.folders))
+    print("\n".join(report(folder, args.sst_steps) for folder in args.folders))
     return 0
 
 
