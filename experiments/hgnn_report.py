@@ -5,9 +5,10 @@ per protocol: the mean ± std test metric of full, LoRA, ReLoRA* and SST, the ga
 average next to the averages reported for SST (node classification 73.7 %, link prediction 82.5 %), and,
 for full rank, the comparison with HyboNet's released code and the seconds per epoch.
 
-ReLoRA* and SST runs are told apart by their iteration length (``--sst-steps``). The main table uses the
-length given by ``--sst-steps`` (default: the library's default); when a folder holds runs with several
-lengths, a second table lists their mean validation metric, the basis for choosing the length.
+ReLoRA* and SST runs are told apart by their variant: the iteration length, and for SST the learning-rate
+scale of its singular vectors. The main table uses the variants given by ``--relora-steps``, ``--sst-steps``
+and ``--sst-vector-lr-scale`` (default: the library's defaults); when a folder holds several variants, a
+second table lists their mean validation metric, the basis for choosing them.
 
 Usage::
 
@@ -22,7 +23,7 @@ import math
 import statistics
 from pathlib import Path
 
-from hypersst.tasks.hgnn import SST_STEPS_PER_ITERATION
+from hypersst.tasks.hgnn import SST_STEPS_PER_ITERATION, SST_VECTOR_LR_SCALE
 
 METHODS = ("full", "lora", "relora", "sst")
 LABELS = {"full": "full", "lora": "LoRA", "relora": "ReLoRA*", "sst": "SST"}
@@ -41,9 +42,19 @@ REFERENCE = {
 }
 
 
-def _iteration_length(run: dict) -> int | None:
-    """Steps per ReLoRA* / SST iteration of a run, or None for full rank and LoRA."""
-    return (run.get("sst") or {}).get("steps_per_iteration")
+def _variant(run: dict) -> tuple | None:
+    """``(steps per iteration, vector lr scale)`` of an SST run, ``(steps, None)`` of a ReLoRA* run, or
+    None for full rank and LoRA. Runs recorded before the scale existed trained at scale 1."""
+    sst = run.get("sst")
+    if not sst:
+        return None
+    scale = sst.get("vector_lr_scale", 1.0) if run["method"] == "sst" else None
+    return sst["steps_per_iteration"], scale
+
+
+def _variant_text(variant: tuple) -> str:
+    steps, scale = variant
+    return f"{steps} steps" + ("" if scale is None else f", vector lr × {scale:g}")
 
 
 def _load_runs(folder: Path) -> list[dict]:
@@ -52,30 +63,30 @@ def _load_runs(folder: Path) -> list[dict]:
     latest: dict[tuple, dict] = {}
     for path in sorted(folder.rglob("results.json"), key=lambda item: item.stat().st_mtime):
         for run in json.loads(path.read_text())["runs"]:
-            key = (run["dataset"], run["task"], run["method"], run["rank"], _iteration_length(run), run["seed"])
+            key = (run["dataset"], run["task"], run["method"], run["rank"], _variant(run), run["seed"])
             latest[key] = run
     return list(latest.values())
 
 
 def _validation_table(runs: list[dict]) -> list[str]:
-    """Mean validation metric of ReLoRA* and SST for each iteration length, per setting and on average."""
+    """Mean validation metric of each ReLoRA* and SST variant, per setting and on average."""
     cells: dict[tuple, dict[tuple, list[float]]] = {}
     for run in runs:
-        steps = _iteration_length(run)
-        if steps is not None:
+        variant = _variant(run)
+        if variant is not None:
             metric = PRIMARY[run["task"]]
-            cells.setdefault((run["method"], steps), {}).setdefault((run["dataset"], run["task"]), []).append(run["val"][metric])
-    if len({steps for _, steps in cells}) < 2:
+            cells.setdefault((run["method"], variant), {}).setdefault((run["dataset"], run["task"]), []).append(run["val"][metric])
+    if len(cells) <= len({method for method, _ in cells}):
         return []
     settings = sorted({setting for values in cells.values() for setting in values})
     names = [f"{setting[0]} {setting[1].upper()}" for setting in settings]
-    lines = ["| method | steps per iteration | " + " | ".join(names) + " | average |", "|---" * (len(names) + 3) + "|"]
-    for (method, steps), values in sorted(cells.items()):
+    lines = ["| method | variant | " + " | ".join(names) + " | average |", "|---" * (len(names) + 3) + "|"]
+    for (method, variant), values in sorted(cells.items(), key=lambda item: (item[0][0], item[0][1][0], item[0][1][1] or 0)):
         means = [_stats(values[setting])[0] if setting in values else float("nan") for setting in settings]
         average = statistics.mean(means) if not any(math.isnan(mean) for mean in means) else float("nan")
         row = " | ".join("—" if math.isnan(mean) else f"{mean:.2f}" for mean in means + [average])
-        lines.append(f"| {LABELS[method]} | {steps} | {row} |")
-    return ["Validation metric (F1 for NC, ROC-AUC for LP, in %) by iteration length:", ""] + lines + [""]
+        lines.append(f"| {LABELS[method]} | {_variant_text(variant)} | {row} |")
+    return ["Mean validation metric (F1 for NC, ROC-AUC for LP, in %) of each variant:", ""] + lines + [""]
 
 
 def _stats(values: list[float]) -> tuple[float, float]:
@@ -92,17 +103,23 @@ def _gap(full: float, baselines: list[float], sst: float) -> float:
     return 100 * (sst - best) / (full - best)
 
 
-def report(folder: Path, sst_steps: int) -> str:
+def report(folder: Path, chosen: dict[str, tuple]) -> str:
+    """Return the Markdown section of one protocol; ``chosen`` maps "relora" and "sst" to their variant."""
     all_runs = _load_runs(folder)
     if not all_runs:
         raise SystemExit(f"no results.json found below {folder}")
     protocol = all_runs[0]["protocol"]
-    runs = [run for run in all_runs if _iteration_length(run) in (None, sst_steps)]
+    runs = [run for run in all_runs if _variant(run) is None or _variant(run) == chosen[run["method"]]]
     by_setting: dict[tuple, dict[str, list[dict]]] = {}
     for run in runs:
         by_setting.setdefault((run["dataset"], run["task"]), {}).setdefault(run["method"], []).append(run)
 
-    lines = [f"### Protocol `{protocol}`", "", f"ReLoRA* and SST with {sst_steps} steps per iteration.", ""]
+    lines = [
+        f"### Protocol `{protocol}`",
+        "",
+        f"ReLoRA*: {_variant_text(chosen['relora'])} per iteration; SST: {_variant_text(chosen['sst'])}.",
+        "",
+    ]
     lines.append("| setting | metric | full | LoRA | ReLoRA* | SST | gap closed |")
     lines.append("|---|---|---|---|---|---|---|")
     gaps: dict[str, list[float]] = {"nc": [], "lp": []}
@@ -164,13 +181,26 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="+", type=Path, help="output folders of hgnn_benchmark.sh, one per protocol")
     parser.add_argument(
+        "--relora-steps",
+        type=int,
+        default=SST_STEPS_PER_ITERATION,
+        help=f"iteration length of the ReLoRA* runs in the main table (default: {SST_STEPS_PER_ITERATION})",
+    )
+    parser.add_argument(
         "--sst-steps",
         type=int,
         default=SST_STEPS_PER_ITERATION,
-        help=f"iteration length of the ReLoRA* and SST runs in the main table (default: {SST_STEPS_PER_ITERATION})",
+        help=f"iteration length of the SST runs in the main table (default: {SST_STEPS_PER_ITERATION})",
+    )
+    parser.add_argument(
+        "--sst-vector-lr-scale",
+        type=float,
+        default=SST_VECTOR_LR_SCALE,
+        help=f"vector learning-rate scale of the SST runs in the main table (default: {SST_VECTOR_LR_SCALE:g})",
     )
     args = parser.parse_args(argv)
-    print("\n".join(report(folder, args.sst_steps) for folder in args.folders))
+    chosen = {"relora": (args.relora_steps, None), "sst": (args.sst_steps, args.sst_vector_lr_scale)}
+    print("\n".join(report(folder, chosen) for folder in args.folders))
     return 0
 
 

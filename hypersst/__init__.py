@@ -28,6 +28,7 @@ _EXPORTS = {
     "merge_lowrank": "hypersst.lowrank",
     "prune_singular_values": "hypersst.lowrank",
     "save_checkpoint": "hypersst.checkpoint",
+    "singular_vector_parameters": "hypersst.spectral",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

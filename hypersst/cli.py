@@ -50,6 +50,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text}")
+    return value
+
+
 def _non_negative_int(text: str) -> int:
     try:
         value = int(text)
@@ -94,6 +104,12 @@ def _add_run_arguments(parser: argparse.ArgumentParser, *, default_out: str) -> 
     )
     parser.add_argument(
         "--sst-warmup", type=_non_negative_int, default=None, help="learning-rate warm-up steps per iteration (default: 10)"
+    )
+    parser.add_argument(
+        "--sst-vector-lr-scale",
+        type=_positive_float,
+        default=None,
+        help="learning rate of SST's active singular vectors relative to the per-dataset one (default: 1)",
     )
     parser.add_argument(
         "--no-progress", action="store_true", help="hide the progress bars (hidden anyway when stderr is not a terminal)"
@@ -186,6 +202,10 @@ def _execute(args, *, methods, manifold, curvatures, command: str) -> int:
     config["seed_list"] = list(range(args.seeds))
     config["sst_steps"] = args.sst_steps or hgnn.SST_STEPS_PER_ITERATION
     config["sst_warmup"] = args.sst_warmup if args.sst_warmup is not None else hgnn.SST_WARMUP_STEPS
+    if args.sst_vector_lr_scale is not None:
+        config["sst_vector_lr_scale"] = args.sst_vector_lr_scale
+    else:
+        config["sst_vector_lr_scale"] = hgnn.SST_VECTOR_LR_SCALE
     logger.info("config: %s", json.dumps(config, sort_keys=True))
     out = _prepare_out(Path(args.out))
 
@@ -226,6 +246,7 @@ def _execute(args, *, methods, manifold, curvatures, command: str) -> int:
             epochs=args.epochs,
             sst_steps_per_iteration=config["sst_steps"],
             sst_warmup_steps=config["sst_warmup"],
+            sst_vector_lr_scale=config["sst_vector_lr_scale"],
             dtype=dtype,
             progress=not args.no_progress,
         )

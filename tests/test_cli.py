@@ -43,6 +43,14 @@ def test_hgnn_default_method_is_sst(tmp_path, capsys):
     assert "n/a (needs full, lora or relora)" in capsys.readouterr().out
 
 
+def test_sst_vector_lr_scale_reaches_the_runs(tmp_path):
+    argv = ["hgnn", "--seeds", "1", "--epochs", "3", "--sst-vector-lr-scale", "0.25", "--out", str(tmp_path), "-q"]
+    assert main(argv + ["--no-progress"]) == 0
+    payload = json.loads((tmp_path / "results.json").read_text())
+    assert payload["config"]["sst_vector_lr_scale"] == 0.25
+    assert [run["sst"]["vector_lr_scale"] for run in payload["runs"]] == [0.25]
+
+
 def test_hgnn_logs_config_and_seed(tmp_path, capsys):
     code = main(["hgnn", "--method", "full", "--seeds", "1", "--epochs", "2", "--out", str(tmp_path), "--no-progress"])
     assert code == 0
@@ -75,6 +83,8 @@ def test_curvature_sweep_writes_plot(tmp_path, manifold, curvatures):
         (["hgnn", "--seeds", "two"], "expected a positive integer, got 'two'"),
         (["hgnn", "--grid", "--method", "sst"], "--grid runs every method"),
         (["hgnn", "--curvature", "-1"], "must be positive"),
+        (["hgnn", "--sst-vector-lr-scale", "0"], "--sst-vector-lr-scale: expected a positive finite number, got 0"),
+        (["hgnn", "--sst-vector-lr-scale", "fast"], "expected a positive number, got 'fast'"),
         (["curvature", "--manifold", "poincare", "--curvatures", "0.5"], "must all be <= 0"),
         (["curvature", "--manifold", "lorentz", "--curvatures", "0"], "must all be positive"),
     ],

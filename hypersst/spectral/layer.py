@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from hypersst._validation import check_rank, linear_from_weight
 from hypersst.spectral.functional import spectral_linear, svd_factors
 
-__all__ = ["SSTLinear"]
+__all__ = ["SSTLinear", "singular_vector_parameters"]
 
 _GRADIENTS = ("enhanced", "default")
 _GEOMETRIES = ("euclidean", "sphere")
@@ -280,3 +280,36 @@ class SSTLinear(nn.Module):
     def trainable_vector_parameters(self):
         """Return the parameters whose rows are the active singular vectors."""
         return (self.Ut_active, self.Vh_active)
+
+
+def singular_vector_parameters(module: nn.Module) -> list[nn.Parameter]:
+    """Return the active singular-vector parameters of every :class:`SSTLinear` in ``module``.
+
+    These are the rows of ``Ut_active`` and ``Vh_active``: unit vectors, renormalized after each step.
+    Put them in their own optimizer parameter group to train them at a learning rate of their own or to
+    exempt them from weight decay, which renormalization would undo anyway. The singular values ``S``
+    and biases are not included.
+
+    Args:
+        module: a model or a single layer.
+
+    Returns:
+        The parameters in module order, two per SST layer, each listed once.
+
+    Raises:
+        ValueError: if ``module`` contains no :class:`SSTLinear`.
+    """
+    found: list[nn.Parameter] = []
+    seen: set[int] = set()
+    for layer in module.modules():
+        if isinstance(layer, SSTLinear):
+            for param in layer.trainable_vector_parameters():
+                if id(param) not in seen:
+                    seen.add(id(param))
+                    found.append(param)
+    if not found:
+        raise ValueError(
+            f"singular_vector_parameters: {type(module).__name__} contains no SSTLinear layer; convert it first "
+            "with hypersst.apply_lowrank(model, 'sst', rank)"
+        )
+    return found

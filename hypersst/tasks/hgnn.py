@@ -57,6 +57,7 @@ __all__ = [
     "MANIFOLDS",
     "METHODS",
     "SST_STEPS_PER_ITERATION",
+    "SST_VECTOR_LR_SCALE",
     "SST_WARMUP_STEPS",
     "TASKS",
     "build_model",
@@ -82,6 +83,9 @@ SST_STEPS_PER_ITERATION = 100
 
 SST_WARMUP_STEPS = 10
 """Default length of the learning-rate warm-up at the start of each SST or ReLoRA* iteration."""
+
+SST_VECTOR_LR_SCALE = 1.0
+"""Default learning rate of SST's active singular vectors, relative to the per-dataset learning rate."""
 
 
 @dataclass(frozen=True)
@@ -308,8 +312,10 @@ def _is_decayed(name: str, param: Tensor) -> bool:
     return not isinstance(param, geoopt.ManifoldParameter) and "bias" not in name and "scale" not in name
 
 
-def build_optimizer(model: nn.Module, hyperparameters: HGNNHyperparameters) -> tuple[geoopt.optim.RiemannianAdam, list[Tensor]]:
-    """Build HyboNet's RiemannianAdam with its two parameter groups.
+def build_optimizer(
+    model: nn.Module, hyperparameters: HGNNHyperparameters, *, vector_lr_scale: float = 1.0
+) -> tuple[geoopt.optim.RiemannianAdam, list[Tensor]]:
+    """Build HyboNet's RiemannianAdam with its parameter groups.
 
     The optimizer itself applies no weight decay: the returned list names the parameters
     that the training loop decays in the decoupled (AdamW) way before each step.
@@ -317,18 +323,38 @@ def build_optimizer(model: nn.Module, hyperparameters: HGNNHyperparameters) -> t
     Args:
         model: the model; only parameters with ``requires_grad`` are optimized.
         hyperparameters: supplies ``lr`` and ``weight_decay``.
+        vector_lr_scale: learning rate of the active SST singular vectors relative to ``lr``; ignored
+            when the model has no SST layer. (default: ``1.0``)
 
     Returns:
         ``(optimizer, decayed_parameters)``. Group 0 contains the decayed Euclidean weights, group 1
-        the biases, scales and manifold parameters.
+        the biases, scales and manifold parameters. With SST layers, a last group contains their
+        active singular vectors at ``lr * vector_lr_scale``. That group has no weight decay, because
+        the vectors are renormalized after every step.
+
+    Raises:
+        ValueError: if ``vector_lr_scale`` is not a positive finite number.
     """
+    if isinstance(vector_lr_scale, bool) or not isinstance(vector_lr_scale, (int, float)) or not (
+        0 < vector_lr_scale < math.inf
+    ):
+        raise ValueError(
+            f"vector_lr_scale must be a positive finite number, got {vector_lr_scale!r}; pass 1.0 to train the "
+            "vectors at lr"
+        )
+    from hypersst.spectral import SSTLinear, singular_vector_parameters
+
+    has_sst = any(isinstance(module, SSTLinear) for module in model.modules())
+    vectors = [param for param in singular_vector_parameters(model) if param.requires_grad] if has_sst else []
+    vector_ids = {id(param) for param in vectors}
     decayed, others = [], []
     for name, param in model.named_parameters():
-        if param.requires_grad:
+        if param.requires_grad and id(param) not in vector_ids:
             (decayed if _is_decayed(name, param) else others).append(param)
     groups = [
         {"params": decayed, "decoupled_weight_decay": hyperparameters.weight_decay},
         {"params": others, "decoupled_weight_decay": 0.0},
+        {"params": vectors, "decoupled_weight_decay": 0.0, "lr": hyperparameters.lr * vector_lr_scale},
     ]
     optimizer = geoopt.optim.RiemannianAdam([group for group in groups if group["params"]], lr=hyperparameters.lr, stabilize=10)
     return optimizer, decayed
@@ -386,6 +412,7 @@ def run_hgnn(
     hyperparameters: HGNNHyperparameters | None = None,
     sst_steps_per_iteration: int = SST_STEPS_PER_ITERATION,
     sst_warmup_steps: int = SST_WARMUP_STEPS,
+    sst_vector_lr_scale: float = SST_VECTOR_LR_SCALE,
     dtype: torch.dtype = torch.float32,
     progress: bool = False,
 ) -> dict:
@@ -405,6 +432,8 @@ def run_hgnn(
         hyperparameters: overrides the table entry of ``(dataset, task)``.
         sst_steps_per_iteration: steps per SST / ReLoRA* iteration.
         sst_warmup_steps: warm-up steps per iteration.
+        sst_vector_lr_scale: learning rate of SST's active singular vectors relative to the others
+            (see :func:`build_optimizer`); used by ``"sst"`` only.
         dtype: floating dtype of the model and features.
         progress: show a tqdm progress bar on stderr; tqdm hides it anyway when stderr is not a terminal.
 
@@ -447,7 +476,7 @@ def run_hgnn(
         if method == "sst":
             linear_options = {"gradient": sst_config.gradient, "vector_geometry": sst_config.vector_geometry}
     model = build_model(task, data, hp, manifold=geometry, method=method, rank=rank, linear_options=linear_options, dtype=dtype)
-    optimizer, _ = build_optimizer(model, hp)
+    optimizer, _ = build_optimizer(model, hp, vector_lr_scale=sst_vector_lr_scale)
     scheduler = None
     if sst_config is not None:
         from hypersst.schedule import SSTScheduler
@@ -537,7 +566,10 @@ def run_hgnn(
         "trainable_parameters": _count_trainable(model),
         "seconds": time.perf_counter() - start,
         "hyperparameters": asdict(hp),
-        "sst": None if sst_config is None else sst_config.to_dict(),
+        "sst": None if sst_config is None else {
+            **sst_config.to_dict(),
+            **({"vector_lr_scale": sst_vector_lr_scale} if method == "sst" else {}),
+        },
         "meta": meta,
         "history": history,
     }

@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from hypersst.spectral import SSTLinear
+from hypersst.spectral import SSTLinear, singular_vector_parameters
 
 from hypersst.testing import DTYPE_TOLERANCE as TOLERANCE
 
@@ -202,3 +202,22 @@ def test_state_dict_round_trip(dtype):
     x = torch.randn(4, 8, dtype=dtype)
     assert torch.equal(clone(x), layer(x))
     assert torch.equal(clone.active_indices, layer.active_indices)
+
+
+def test_singular_vector_parameters_lists_active_vectors_in_module_order():
+    model = nn.Sequential(SSTLinear(8, 6, 2), nn.ReLU(), nn.Linear(6, 6), SSTLinear(6, 4, 1, vector_geometry="sphere"))
+    found = singular_vector_parameters(model)
+    expected = [model[0].Ut_active, model[0].Vh_active, model[3].Ut_active, model[3].Vh_active]
+    assert [id(param) for param in found] == [id(param) for param in expected]
+    assert all(param is not model[0].S and param is not model[2].weight for param in found)
+
+
+def test_singular_vector_parameters_lists_shared_layer_once():
+    layer = SSTLinear(5, 5, 2)
+    found = singular_vector_parameters(nn.Sequential(layer, layer))
+    assert [id(param) for param in found] == [id(layer.Ut_active), id(layer.Vh_active)]
+
+
+def test_singular_vector_parameters_rejects_model_without_sst():
+    with pytest.raises(ValueError, match="Sequential contains no SSTLinear layer; convert it first"):
+        singular_vector_parameters(nn.Sequential(nn.Linear(3, 3)))

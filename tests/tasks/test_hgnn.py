@@ -104,6 +104,52 @@ def test_optimizer_groups_follow_hybonet(synthetic_nc):
     assert held == sum(1 for param in model.parameters() if param.requires_grad)
 
 
+@pytest.mark.parametrize("scale", [1.0, 0.3])
+def test_sst_vectors_get_their_own_group(synthetic_nc, scale):
+    hyperparameters = dataclasses.replace(get_hyperparameters("synthetic", "nc"), weight_decay=0.1)
+    model = build_model("nc", synthetic_nc, hyperparameters, manifold=Lorentz(), method="sst", rank=2)
+    optimizer, decayed = build_optimizer(model, hyperparameters, vector_lr_scale=scale)
+    vectors = optimizer.param_groups[-1]
+    names = {id(param): name for name, param in model.named_parameters()}
+    vector_names = sorted(names[id(param)] for param in vectors["params"])
+    expected = sorted(name for name in names.values() if name.endswith(("Ut_active", "Vh_active")))
+    assert vector_names == expected
+    # HGCN's num_layers counts the decoder, so the encoder has num_layers - 1 convolutions.
+    assert len(expected) == 2 * (hyperparameters.num_layers - 1)
+    assert vectors["lr"] == pytest.approx(hyperparameters.lr * scale)
+    assert vectors["decoupled_weight_decay"] == 0.0
+    assert not {id(param) for param in decayed} & {id(param) for param in vectors["params"]}
+    assert any(names[id(param)].endswith(".S") for param in decayed)
+
+
+def test_dense_model_has_no_vector_group(synthetic_nc):
+    hyperparameters = get_hyperparameters("synthetic", "nc")
+    model = build_model("nc", synthetic_nc, hyperparameters, manifold=Lorentz(), method="relora", rank=2)
+    optimizer, _ = build_optimizer(model, hyperparameters, vector_lr_scale=0.3)
+    assert len(optimizer.param_groups) == 2
+    assert all(group["lr"] == hyperparameters.lr for group in optimizer.param_groups)
+
+
+@pytest.mark.parametrize("scale", [0.0, -0.5, float("nan"), float("inf"), True, "0.3"])
+def test_vector_lr_scale_rejects_bad_values(synthetic_nc, scale):
+    hyperparameters = get_hyperparameters("synthetic", "nc")
+    model = build_model("nc", synthetic_nc, hyperparameters, manifold=Lorentz(), method="sst", rank=2)
+    with pytest.raises(ValueError, match="vector_lr_scale must be a positive finite number"):
+        build_optimizer(model, hyperparameters, vector_lr_scale=scale)
+
+
+def test_vector_lr_scale_is_recorded_and_changes_sst_only(synthetic_nc):
+    runs = {
+        (method, scale): run_hgnn("synthetic", "nc", method, 2, seed=0, data=synthetic_nc, epochs=25, sst_vector_lr_scale=scale)
+        for method in ("sst", "relora")
+        for scale in (1.0, 0.1)
+    }
+    assert runs[("sst", 0.1)]["sst"]["vector_lr_scale"] == 0.1
+    assert "vector_lr_scale" not in runs[("relora", 0.1)]["sst"]
+    assert runs[("sst", 0.1)]["history"]["train_loss"] != runs[("sst", 1.0)]["history"]["train_loss"]
+    assert runs[("relora", 0.1)]["history"]["train_loss"] == runs[("relora", 1.0)]["history"]["train_loss"]
+
+
 def test_decoupled_weight_decay_uses_current_lr():
     weight = torch.nn.Parameter(torch.ones(3))
     bias = torch.nn.Parameter(torch.ones(3))
