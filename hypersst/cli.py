@@ -100,16 +100,16 @@ def _add_run_arguments(parser: argparse.ArgumentParser, *, default_out: str) -> 
     parser.add_argument("--out", default=default_out, help=f"output folder (default: {default_out})")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="floating dtype of the model (default: float32)")
     parser.add_argument(
-        "--sst-steps", type=_positive_int, default=None, help="optimizer steps per SST / ReLoRA* iteration (default: 100)"
+        "--sst-steps", type=_positive_int, default=None, help="optimizer steps per SST / ReLoRA* iteration (default: 20)"
     )
     parser.add_argument(
-        "--sst-warmup", type=_non_negative_int, default=None, help="learning-rate warm-up steps per iteration (default: 10)"
+        "--sst-warmup", type=_non_negative_int, default=None, help="learning-rate warm-up steps per iteration (default: 2)"
     )
     parser.add_argument(
         "--sst-vector-lr-scale",
         type=_positive_float,
         default=None,
-        help="learning rate of SST's active singular vectors relative to the per-dataset one (default: 1)",
+        help="learning rate of SST's active singular vectors relative to the per-dataset one (default: 0.1)",
     )
     parser.add_argument(
         "--no-progress", action="store_true", help="hide the progress bars (hidden anyway when stderr is not a terminal)"

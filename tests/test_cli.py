@@ -51,6 +51,16 @@ def test_sst_vector_lr_scale_reaches_the_runs(tmp_path):
     assert [run["sst"]["vector_lr_scale"] for run in payload["runs"]] == [0.25]
 
 
+def test_help_shows_library_defaults(capsys):
+    from hypersst.tasks import hgnn
+
+    assert main(["hgnn", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"iteration (default: {hgnn.SST_STEPS_PER_ITERATION})" in text
+    assert f"steps per iteration (default: {hgnn.SST_WARMUP_STEPS})" in text
+    assert f"per-dataset one (default: {hgnn.SST_VECTOR_LR_SCALE:g})" in text
+
+
 def test_hgnn_logs_config_and_seed(tmp_path, capsys):
     code = main(["hgnn", "--method", "full", "--seeds", "1", "--epochs", "2", "--out", str(tmp_path), "--no-progress"])
     assert code == 0
@@ -147,8 +157,8 @@ def test_unwritable_out_fails_before_training(tmp_path, capsys, blocker):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--sst-warmup", "200"], "--sst-warmup 200 exceeds --sst-steps 100 (the default)"),
-        (["--sst-steps", "5"], "--sst-warmup 10 (the default) exceeds --sst-steps 5"),
+        (["--sst-warmup", "200"], "--sst-warmup 200 exceeds --sst-steps 20 (the default)"),
+        (["--sst-steps", "1"], "--sst-warmup 2 (the default) exceeds --sst-steps 1"),
         (["--sst-steps", "5", "--sst-warmup", "6"], "choose --sst-warmup <= 5"),
     ],
 )

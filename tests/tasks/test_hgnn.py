@@ -9,6 +9,7 @@ from hypersst.tasks.hgnn import (
     HGNN_HYPERPARAMETERS,
     HGNNHyperparameters,
     SST_STEPS_PER_ITERATION,
+    SST_VECTOR_LR_SCALE,
     SST_WARMUP_STEPS,
     _apply_decoupled_weight_decay,
     build_model,
@@ -78,8 +79,8 @@ def test_default_sst_config():
     config = default_sst_config(4, seed=3)
     assert config.rank == 4
     assert config.seed == 3
-    assert config.steps_per_iteration == SST_STEPS_PER_ITERATION == 100
-    assert config.warmup_steps == SST_WARMUP_STEPS == 10
+    assert config.steps_per_iteration == SST_STEPS_PER_ITERATION == 20
+    assert config.warmup_steps == SST_WARMUP_STEPS == 2
     assert config.iterations_per_round is None
 
 
@@ -138,13 +139,15 @@ def test_vector_lr_scale_rejects_bad_values(synthetic_nc, scale):
         build_optimizer(model, hyperparameters, vector_lr_scale=scale)
 
 
-def test_vector_lr_scale_is_recorded_and_changes_sst_only(synthetic_nc):
+def test_vector_lr_scale_affects_sst_only(synthetic_nc):
     runs = {
         (method, scale): run_hgnn("synthetic", "nc", method, 2, seed=0, data=synthetic_nc, epochs=25, sst_vector_lr_scale=scale)
         for method in ("sst", "relora")
         for scale in (1.0, 0.1)
     }
     assert runs[("sst", 0.1)]["sst"]["vector_lr_scale"] == 0.1
+    default = run_hgnn("synthetic", "nc", "sst", 2, seed=0, data=synthetic_nc, epochs=2)
+    assert default["sst"]["vector_lr_scale"] == SST_VECTOR_LR_SCALE
     assert "vector_lr_scale" not in runs[("relora", 0.1)]["sst"]
     assert runs[("sst", 0.1)]["history"]["train_loss"] != runs[("sst", 1.0)]["history"]["train_loss"]
     assert runs[("relora", 0.1)]["history"]["train_loss"] == runs[("relora", 1.0)]["history"]["train_loss"]
