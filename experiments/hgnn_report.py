@@ -5,7 +5,7 @@ per protocol: the mean ± std test metric of full, LoRA, ReLoRA* and SST, the ga
 average next to the averages reported for SST (node classification 73.7 %, link prediction 82.5 %), and,
 for full rank, the comparison with HyboNet's released code and the seconds per epoch.
 
-ReLoRA* and SST runs are told apart by their variant: the iteration length, and for SST the learning-rate
+ReLoRA* and SST runs are grouped by variant: the iteration length, and for SST the learning-rate
 scale of its singular vectors. The main table uses the variants given by ``--relora-steps``, ``--sst-steps``
 and ``--sst-vector-lr-scale`` (default: the library's defaults); when a folder holds several variants, a
 second table lists their mean validation metric, the basis for choosing them.
@@ -43,8 +43,12 @@ REFERENCE = {
 
 
 def _variant(run: dict) -> tuple | None:
-    """``(steps per iteration, vector lr scale)`` of an SST run, ``(steps, None)`` of a ReLoRA* run, or
-    None for full rank and LoRA. Runs recorded before the scale existed trained at scale 1."""
+    """Return a run's variant: ``(steps per iteration, vector lr scale)`` for SST, ``(steps, None)`` for
+    ReLoRA*, None for full rank and LoRA.
+
+    Runs recorded before the scale existed trained at scale 1, with the weight decay of the dense weights
+    also applied to the vectors before each renormalization.
+    """
     sst = run.get("sst")
     if not sst:
         return None
@@ -58,8 +62,8 @@ def _variant_text(variant: tuple) -> str:
 
 
 def _load_runs(folder: Path) -> list[dict]:
-    """Load every run below ``folder``; a run repeated in a newer file (same setting, method, iteration
-    length and seed) wins."""
+    """Load every run below ``folder``; a run repeated in a newer file (same setting, method, variant
+    and seed) wins."""
     latest: dict[tuple, dict] = {}
     for path in sorted(folder.rglob("results.json"), key=lambda item: item.stat().st_mtime):
         for run in json.loads(path.read_text())["runs"]:
