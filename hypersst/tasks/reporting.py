@@ -81,8 +81,8 @@ def gap_closed(full: float | None, baselines: dict[str, float], sst: float | Non
         sst: mean metric of SST, or None if it did not run.
 
     Returns:
-        A :class:`GapClosed`; its value is NaN with a note when a method is missing or the
-        denominator is zero.
+        A :class:`GapClosed`; its value is NaN with a note when a method is missing or when no
+        baseline is below full rank (a zero or negative denominator).
     """
     present = {name: value for name, value in baselines.items() if value is not None}
     missing = []
@@ -103,13 +103,10 @@ def gap_closed(full: float | None, baselines: dict[str, float], sst: float | Non
     denominator = full - best
     if abs(denominator) <= 1e-12 * max(1.0, abs(full)):
         return GapClosed(math.nan, f"full and {best_name} have the same mean, so there is no gap to close", best_name)
-    value = (sst - best) / denominator
-    note = ""
     if denominator < 0:
-        note = f"{best_name} beats full, so the sign of the gap is reversed"
-    elif value > 1:
-        note = "SST beats full"
-    return GapClosed(value, note, best_name)
+        return GapClosed(math.nan, f"{best_name} beats full, so there is no gap to close", best_name)
+    value = (sst - best) / denominator
+    return GapClosed(value, "SST beats full" if value > 1 else "", best_name)
 
 
 def _group_key(record: dict, keys: Sequence[str]) -> tuple:

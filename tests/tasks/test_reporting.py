@@ -75,8 +75,9 @@ def test_gap_closed_rounding_noise_counts_as_equal():
 
 def test_gap_closed_baseline_beats_full():
     result = gap_closed(0.6, {"lora": 0.8}, 0.7)
-    assert result.value == pytest.approx(0.5)
-    assert "reversed" in result.note
+    assert math.isnan(result.value)
+    assert result.note == "lora beats full, so there is no gap to close"
+    assert result.best_baseline == "lora"
 
 
 @pytest.mark.parametrize(
