@@ -24,6 +24,7 @@ import statistics
 from pathlib import Path
 
 from hypersst.tasks.hgnn import SST_STEPS_PER_ITERATION, SST_VECTOR_LR_SCALE
+from hypersst.tasks.reporting import gap_closed
 
 METHODS = ("full", "lora", "relora", "sst")
 LABELS = {"full": "full", "lora": "LoRA", "relora": "ReLoRA*", "sst": "SST"}
@@ -73,7 +74,7 @@ def _load_runs(folder: Path) -> list[dict]:
 
 
 def _validation_table(runs: list[dict]) -> list[str]:
-    """Mean validation metric of each ReLoRA* and SST variant, per setting and on average."""
+    """Return the table of the mean validation metric of each ReLoRA* and SST variant, per setting and on average."""
     cells: dict[tuple, dict[tuple, list[float]]] = {}
     for run in runs:
         variant = _variant(run)
@@ -97,14 +98,6 @@ def _stats(values: list[float]) -> tuple[float, float]:
     mean = statistics.mean(values)
     std = statistics.stdev(values) if len(values) > 1 else float("nan")
     return 100 * mean, 100 * std
-
-
-def _gap(full: float, baselines: list[float], sst: float) -> float:
-    """Return the gap closed in %, or NaN when the best baseline is not below full rank (no gap to close)."""
-    best = max(baselines)
-    if best >= full or math.isclose(full, best):
-        return float("nan")
-    return 100 * (sst - best) / (full - best)
 
 
 def report(folder: Path, chosen: dict[str, tuple]) -> str:
@@ -139,15 +132,15 @@ def report(folder: Path, chosen: dict[str, tuple]) -> str:
                     continue
                 mean, std = _stats(values)
                 means[method] = mean
-                cells.append(f"{mean:.2f} ± {std:.2f}")
-            gap = float("nan")
-            if len(means) == 4:
-                gap = _gap(means["full"], [means["lora"], means["relora"]], means["sst"])
-                if metric == PRIMARY[task]:
-                    gaps[task].append(gap)
-            gap_text = "n/a (a baseline matches or beats full rank)" if math.isnan(gap) and len(means) == 4 else (
-                "n/a" if math.isnan(gap) else f"{gap:.1f} %"
+                cells.append(f"{mean:.2f} ± " + ("n/a" if math.isnan(std) else f"{std:.2f}"))
+            # Use the library's definition so that this table and `hypersst hgnn` agree on every undefined case.
+            result = gap_closed(
+                means.get("full"), {name: means[name] for name in ("lora", "relora") if name in means}, means.get("sst")
             )
+            gap = 100 * result.value
+            if len(means) == 4 and metric == PRIMARY[task]:
+                gaps[task].append(gap)
+            gap_text = f"n/a ({result.note})" if math.isnan(gap) else f"{gap:.1f} %"
             lines.append(f"| {dataset} {task.upper()} | {metric} | " + " | ".join(cells) + f" | {gap_text} |")
     lines.append("")
     for task in ("nc", "lp"):
@@ -160,8 +153,7 @@ def report(folder: Path, chosen: dict[str, tuple]) -> str:
             )
     lines.append("")
 
-    lines.append("| setting | full rank (hypersst) | HyboNet code | within max(sd, 1 point)? | s/epoch hypersst | s/epoch HyboNet |")
-    lines.append("|---|---|---|---|---|---|")
+    reference_rows = []
     for (dataset, task), methods in sorted(by_setting.items()):
         full_runs = methods.get("full", [])
         reference = REFERENCE.get((dataset, task))
@@ -172,11 +164,14 @@ def report(folder: Path, chosen: dict[str, tuple]) -> str:
         ref_mean, ref_sd = reference[metric]
         within = abs(mean - ref_mean) <= max(ref_sd, 1.0)
         seconds = sum(run["seconds"] for run in full_runs) / sum(run["epochs_run"] for run in full_runs)
-        lines.append(
+        reference_rows.append(
             f"| {dataset} {task.upper()} ({metric}) | {mean:.2f} ± {std:.2f} | {ref_mean:.2f} ± {ref_sd:.2f} | "
             f"{'yes' if within else 'no'} | {seconds:.3f} | {reference['seconds_per_epoch']:.3f} |"
         )
-    lines.append("")
+    if reference_rows:
+        lines.append("| setting | full rank (hypersst) | HyboNet code | within max(sd, 1 point)? | s/epoch hypersst | s/epoch HyboNet |")
+        lines.append("|---|---|---|---|---|---|")
+        lines.extend(reference_rows + [""])
     lines.extend(_validation_table(all_runs))
     return "\n".join(lines)
 
