@@ -374,7 +374,8 @@ def _validation_figure(records: Sequence[dict], with_curvature: bool):
             axis.plot(epochs, mean, label=label)
         axis.set_title(f"{dataset} {task.upper()}")
         axis.set_xlabel("epoch (from 0)")
-        axis.set_ylabel("val F1" if task == "nc" else "val mean(ROC-AUC, AP)")
+        metric = "val F1" if task == "nc" else "val mean(ROC-AUC, AP)"
+        axis.set_ylabel(f"{metric}, mean over the seeds still running")
         axis.legend(fontsize="small")
     figure.tight_layout()
     return figure
