@@ -43,7 +43,7 @@ def test_hgnn_default_method_is_sst(tmp_path, capsys):
     assert "n/a (needs full, lora or relora)" in capsys.readouterr().out
 
 
-def test_sst_vector_lr_scale_reaches_the_runs(tmp_path):
+def test_vector_lr_scale_reaches_runs(tmp_path):
     argv = ["hgnn", "--seeds", "1", "--epochs", "3", "--sst-vector-lr-scale", "0.25", "--out", str(tmp_path), "-q"]
     assert main(argv + ["--no-progress"]) == 0
     payload = json.loads((tmp_path / "results.json").read_text())

@@ -204,7 +204,7 @@ def test_state_dict_round_trip(dtype):
     assert torch.equal(clone.active_indices, layer.active_indices)
 
 
-def test_singular_vector_parameters_lists_active_vectors_in_module_order():
+def test_vector_parameters_in_module_order():
     model = nn.Sequential(SSTLinear(8, 6, 2), nn.ReLU(), nn.Linear(6, 6), SSTLinear(6, 4, 1, vector_geometry="sphere"))
     found = singular_vector_parameters(model)
     expected = [model[0].Ut_active, model[0].Vh_active, model[3].Ut_active, model[3].Vh_active]
@@ -212,12 +212,12 @@ def test_singular_vector_parameters_lists_active_vectors_in_module_order():
     assert all(param is not model[0].S and param is not model[2].weight for param in found)
 
 
-def test_singular_vector_parameters_lists_shared_layer_once():
+def test_vector_parameters_shared_layer_once():
     layer = SSTLinear(5, 5, 2)
     found = singular_vector_parameters(nn.Sequential(layer, layer))
     assert [id(param) for param in found] == [id(layer.Ut_active), id(layer.Vh_active)]
 
 
-def test_singular_vector_parameters_rejects_model_without_sst():
+def test_vector_parameters_without_sst_raises():
     with pytest.raises(ValueError, match="Sequential contains no SSTLinear layer; convert it first"):
         singular_vector_parameters(nn.Sequential(nn.Linear(3, 3)))
