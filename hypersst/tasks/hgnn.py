@@ -28,7 +28,7 @@ each coordinate of a unit vector of dimension ``n`` by about ``lr``, so its dire
 ``lr * sqrt(n)``, which is large for wide input layers. These defaults had the best mean
 validation metric over Airport NC/LP, Cora NC/LP and Disease LP (protocol ``"clean"``, rank 2,
 three seeds). The candidates were 20 and 100 steps for ReLoRA*, and for SST 20 steps with vector
-scales 1 and 0.1 and 100 steps with scales 1 and 0.3.
+scales 1, 0.3 and 0.1 and 100 steps with scales 1 and 0.3.
 
 Seeds: ``seed`` sets ``torch.manual_seed`` (initialization, dropout), the SST sampling seed,
 and under ``protocol="clean"`` the generator of the per-epoch LP negatives. The data split
