@@ -106,7 +106,8 @@ def report(folder: Path, chosen: dict[str, tuple]) -> str:
     if not all_runs:
         raise SystemExit(f"no results.json found below {folder}")
     protocol = all_runs[0]["protocol"]
-    runs = [run for run in all_runs if _variant(run) is None or _variant(run) == chosen[run["method"]]]
+    # Full rank and LoRA have no variant, and chosen.get gives None for them too.
+    runs = [run for run in all_runs if _variant(run) == chosen.get(run["method"])]
     by_setting: dict[tuple, dict[str, list[dict]]] = {}
     for run in runs:
         by_setting.setdefault((run["dataset"], run["task"]), {}).setdefault(run["method"], []).append(run)

@@ -299,14 +299,11 @@ def singular_vector_parameters(module: nn.Module) -> list[nn.Parameter]:
     Raises:
         ValueError: if ``module`` contains no :class:`SSTLinear`.
     """
+    # modules() yields a layer shared by several parents only once, so no parameter repeats.
     found: list[nn.Parameter] = []
-    seen: set[int] = set()
     for layer in module.modules():
         if isinstance(layer, SSTLinear):
-            for param in layer.trainable_vector_parameters():
-                if id(param) not in seen:
-                    seen.add(id(param))
-                    found.append(param)
+            found.extend(layer.trainable_vector_parameters())
     if not found:
         raise ValueError(
             f"singular_vector_parameters: {type(module).__name__} contains no SSTLinear layer; convert it first "

@@ -24,8 +24,8 @@ are shorter: :data:`SST_STEPS_PER_ITERATION` = 20 steps per iteration and
 :data:`SST_WARMUP_STEPS` = 2 warm-up steps after each resampling or merge. A round is
 ``ceil(k / r)`` iterations. SST's active singular vectors train at
 :data:`SST_VECTOR_LR_SCALE` = 0.1 times the per-dataset learning rate: with Adam, a step moves
-each coordinate of a unit vector of dimension ``n`` by about ``lr``, so its direction by about
-``lr * sqrt(n)``, which is large for wide input layers. These defaults had the best mean
+each coordinate of a unit vector of dimension ``n`` by about ``lr``, so the vector changes by about
+``lr * sqrt(n)`` relative to its unit length, which is large for wide input layers. These defaults had the best mean
 validation metric over Airport NC/LP, Cora NC/LP and Disease LP (protocol ``"clean"``, rank 2,
 three seeds). The candidates were 20 and 100 steps for ReLoRA*, and for SST 20 steps with vector
 scales 1, 0.3 and 0.1 and 100 steps with scales 1 and 0.3.
@@ -553,6 +553,11 @@ def run_hgnn(
     bar.close()
 
     meta.pop("split_rng_state", None)
+    sst_record = None
+    if sst_config is not None:
+        sst_record = sst_config.to_dict()
+        if method == "sst":
+            sst_record["vector_lr_scale"] = sst_vector_lr_scale
     return {
         "dataset": dataset,
         "task": task,
@@ -570,10 +575,7 @@ def run_hgnn(
         "trainable_parameters": _count_trainable(model),
         "seconds": time.perf_counter() - start,
         "hyperparameters": asdict(hp),
-        "sst": None if sst_config is None else {
-            **sst_config.to_dict(),
-            **({"vector_lr_scale": sst_vector_lr_scale} if method == "sst" else {}),
-        },
+        "sst": sst_record,
         "meta": meta,
         "history": history,
     }
