@@ -7,6 +7,8 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
+from hypersst._validation import check_sparse_matrix
+
 __all__ = [
     "sample_active_indices",
     "sampling_probabilities",
@@ -103,7 +105,8 @@ class _SpectralLinearFunction(torch.autograd.Function):
     def forward(ctx, x, U_buffer, Vh_buffer, Ut_active, Vh_active, S, indices, enhanced):
         U = U_buffer.index_copy(1, indices, Ut_active.detach().t())
         Vh = Vh_buffer.index_copy(0, indices, Vh_active.detach())
-        x2 = x.reshape(-1, x.shape[-1])
+        # A sparse x arrives as a coalesced 2-D COO matrix (see spectral_linear).
+        x2 = x if x.layout == torch.sparse_coo else x.reshape(-1, x.shape[-1])
         projected = x2 @ Vh.t()  # (B, k): coordinates of x in the right singular basis
         scaled = projected * S
         out = scaled @ U.t()
@@ -122,7 +125,18 @@ class _SpectralLinearFunction(torch.autograd.Function):
         if ctx.needs_input_grad[5]:
             grad_S = (grad_left * projected).sum(0)
         if ctx.needs_input_grad[0]:
-            grad_x = ((grad_left * S) @ Vh).reshape(ctx.input_shape)
+            grad_projected = grad_left * S
+            if x2.layout == torch.sparse_coo:
+                # Only the stored entries of a sparse input are variables, as with torch.sparse.mm: entry (b, j)
+                # gets row b of grad_projected dotted with column j of Vh, so no dense (B, in) matrix is formed.
+                row, col = x2.indices()
+                values = (grad_projected.index_select(0, row) * Vh.index_select(1, col).t()).sum(-1)
+                # The indices are those of the coalesced input, so torch's invariant check would only repeat it.
+                grad_x = torch.sparse_coo_tensor(
+                    x2.indices(), values, x2.shape, is_coalesced=True, check_invariants=False
+                )
+            else:
+                grad_x = (grad_projected @ Vh).reshape(ctx.input_shape)
         if ctx.needs_input_grad[3]:
             # Column i of dL/dU is G v_i s_i with G = dL/dW; the enhanced rule drops the factor s_i.
             right = projected.index_select(1, indices)
@@ -133,7 +147,8 @@ class _SpectralLinearFunction(torch.autograd.Function):
             left = grad_left.index_select(1, indices)
             if not ctx.enhanced:
                 left = left * S.index_select(0, indices)
-            grad_Vh = left.t() @ x2
+            # (x2^T left)^T keeps a sparse x2 as the left factor of the product, the form torch.sparse.mm takes.
+            grad_Vh = torch.sparse.mm(x2.t(), left).t() if x2.layout == torch.sparse_coo else left.t() @ x2
         return grad_x, None, None, grad_Ut, grad_Vh, grad_S, None, None
 
 
@@ -154,12 +169,27 @@ def spectral_linear(
     ``G v_i`` and ``G^T u_i`` when ``enhanced`` is set, and ``s_i G v_i``, ``s_i G^T u_i`` (the true
     gradient) otherwise. The frozen columns of the buffers receive no gradient and cost no backward work.
 
+    ``x`` may be a sparse COO or CSR matrix of shape ``(B, in)``. The products then run as sparse-dense
+    matrix products and never densify ``x``; outputs and parameter gradients equal those of ``x.to_dense()``
+    up to rounding. If a sparse ``x`` requires grad, its gradient holds the stored entries only (the
+    convention of ``torch.sparse.mm``), in the layout of ``x``.
+
     Shapes:
-        - x: ``(..., in)``; U_buffer: ``(out, k)``; Vh_buffer: ``(k, in)``; S: ``(k,)``
+        - x: ``(..., in)``, or ``(B, in)`` when sparse; U_buffer: ``(out, k)``; Vh_buffer: ``(k, in)``;
+          S: ``(k,)``
         - Ut_active: ``(r, out)`` (active columns of U, transposed); Vh_active: ``(r, in)``
         - indices: ``(r,)`` positions of the active triplets; output: ``(..., out)``
+
+    Raises:
+        TypeError: if ``x`` is sparse in a layout other than COO or CSR.
+        ValueError: if a sparse ``x`` is not a 2-D matrix with scalar entries.
     """
+    if x.layout != torch.strided:
+        check_sparse_matrix(x, "spectral_linear")
+        # The autograd Function takes one sparse layout. The conversion keeps the autograd history of x.
+        x = x.to_sparse_coo().coalesce()
     return _SpectralLinearFunction.apply(x, U_buffer, Vh_buffer, Ut_active, Vh_active, S, indices, enhanced)
+
 
 
 def svd_factors(weight: Tensor, *, name: str = "layer") -> Tuple[Tensor, Tensor, Tensor]:
