@@ -8,6 +8,7 @@ from typing import Callable, Optional
 import torch
 from torch import Tensor, nn
 
+from hypersst._validation import check_sparse_matrix
 from hypersst.manifolds import Lorentz
 from hypersst.manifolds._numerics import as_curvature, check_real_number, eps, safe_norm
 
@@ -83,6 +84,10 @@ class LorentzLinear(nn.Module):
 
     Shapes:
         - input: ``(..., in_features)`` points of :math:`\mathbb{H}_k`; output: ``(..., out_features)``.
+        - a sparse COO or CSR input must be a matrix ``(N, in_features)``; the output ``(N, out_features)``
+          is dense. Dropout then acts on the stored values only, with nn.Dropout's keep probability and
+          ``1 / (1 - p)`` scaling, and the inner linear map takes the sparse matrix without densifying it.
+          ``nonlin`` must be ``None`` for sparse input.
 
     Initialization: ``W ~ U(-1/sqrt(out), 1/sqrt(out))`` with the column that multiplies the input's time
     coordinate set to zero, ``b = 0``, ``s = scale_init``; a low-rank inner map starts from this dense ``W``.
@@ -162,10 +167,40 @@ class LorentzLinear(nn.Module):
                 f"{type(self).__name__}: expected inputs with last dimension {self.in_features} (ambient "
                 f"coordinates, time included), got shape {tuple(x.shape)}"
             )
-        h = self.nonlin(x) if self.nonlin is not None else x
-        z = self.linear(self.dropout(h))
+        if x.layout == torch.strided:
+            h = self.nonlin(x) if self.nonlin is not None else x
+            h = self.dropout(h)
+        else:
+            h = self._drop_stored_values(x)
+        z = self.linear(h)
         k = as_curvature(self.manifold.k, z)
         return lorentz_output(z, k=k, scale=self.scale.to(z.dtype), time_offset=self.offset(z))
+
+    def _drop_stored_values(self, x: Tensor) -> Tensor:
+        """Apply the layer's dropout to the stored values of a sparse 2-D input, keeping it sparse.
+
+        Entries that are not stored are zero, and dropout keeps a zero at zero, so dropping only the stored
+        values has the distribution of dropout on ``x.to_dense()``.
+        """
+        name = type(self).__name__
+        check_sparse_matrix(x, name, shape=f"(batch, {self.in_features})")
+        if self.nonlin is not None:
+            raise ValueError(
+                f"{name}: nonlin={getattr(self.nonlin, '__name__', self.nonlin)!r} cannot act on a sparse input, "
+                "because an activation need not keep the unstored zeros at zero; use nonlin=None on the layer "
+                "that takes sparse input or pass a dense tensor"
+            )
+        if not self.training or self.dropout.p == 0.0:
+            return x
+        # The new tensors reuse the indices of a valid input, so torch's invariant checks would only repeat them.
+        if x.layout == torch.sparse_csr:
+            return torch.sparse_csr_tensor(
+                x.crow_indices(), x.col_indices(), self.dropout(x.values()), x.shape, check_invariants=False
+            )
+        x = x.coalesce()
+        return torch.sparse_coo_tensor(
+            x.indices(), self.dropout(x.values()), x.shape, is_coalesced=True, check_invariants=False
+        )
 
     def extra_repr(self) -> str:
         offset = "1.1*sqrt(k)" if self.time_offset is None else f"{self.time_offset:g}"
