@@ -6,7 +6,8 @@ parameter ``k > 0`` (points satisfy ``<x, x>_L = -k``, sectional curvature ``-1/
 * **Input mapping.** Features ``x`` (N, F) become tangent vectors ``(0, x)`` at the origin
   and are mapped onto the hyperboloid with ``expmap0``. ``input_max_norm`` optionally
   rescales tangent vectors longer than that value (HyboNet caps them at 10), which keeps
-  ``cosh`` finite for large feature rows such as Airport's.
+  ``cosh`` finite for large feature rows such as Airport's. Sparse features (such as the N x N
+  identity) map to sparse points, which the first layer takes without densifying them.
 * **Layers.** Each graph convolution is a :class:`~hypersst.nn.LorentzLinear` followed by
   the Lorentz centroid over ``D^-1 (A + I)``: ``s = D^-1 (A + I) h`` and
   ``h <- sqrt(k) s / sqrt(|<s, s>_L|)``. The adjacency is a sparse matrix, never dense.
@@ -36,6 +37,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.utils import add_remaining_self_loops, coalesce, degree
 
+from hypersst._validation import check_sparse_matrix
 from hypersst.manifolds import Lorentz, Stereographic
 from hypersst.nn import LorentzLinear, PoincareLinear
 
@@ -157,14 +159,17 @@ def _check_positive_int(value, name: str, model: str, minimum: int = 1) -> None:
         raise ValueError(f"{model}: {name} must be at least {minimum}, got {value}")
 
 
+def _cap_factor(norm: Tensor, max_norm: float) -> Tensor:
+    """Factor that shortens a row of length ``norm`` to ``max_norm`` when it is longer, else 1."""
+    # A zero row keeps factor 1: the division is only used where norm > max_norm > 0.
+    return torch.where(norm > max_norm, max_norm / norm.clamp_min(max_norm), torch.ones_like(norm))
+
+
 def _cap_norm(u: Tensor, max_norm: float | None) -> Tensor:
     """Rescale rows of ``u`` longer than ``max_norm`` to that length, keeping their direction."""
     if max_norm is None:
         return u
-    norm = u.norm(dim=-1, keepdim=True)
-    # A zero row keeps factor 1: the division is only used where norm > max_norm > 0.
-    factor = torch.where(norm > max_norm, max_norm / norm.clamp_min(max_norm), torch.ones_like(norm))
-    return u * factor
+    return u * _cap_factor(u.norm(dim=-1, keepdim=True), max_norm)
 
 
 class LorentzAggregation(nn.Module):
@@ -316,11 +321,14 @@ class HyboNetEncoder(_GraphEncoder):
         )
 
     def embed_input(self, x: Tensor) -> Tensor:
-        """Map features ``(N, F)`` to points ``(N, F + 1)`` with ``expmap0((0, x))``."""
-        if x.is_sparse:
-            # NOTE: sparse features (the N x N identity) are densified here, because LorentzLinear
-            # takes dense input. For PubMed (N = 19 717) that is about 1.5 GB per copy in float32.
-            x = x.to_dense()
+        """Map features ``(N, F)`` to points ``(N, F + 1)`` with ``expmap0((0, x))``.
+
+        Sparse COO or CSR features give a sparse COO result. It stores the time coordinate of every row
+        and the space coordinates where ``x`` stores values, so no dense ``(N, F)`` matrix is formed, and
+        the first layer takes it as it is.
+        """
+        if x.layout != torch.strided:
+            return self._embed_sparse_input(x)
         u = _cap_norm(x, self.input_max_norm)
         u = torch.cat([torch.zeros_like(u[:, :1]), u], dim=-1)
         points = self.manifold.expmap0(u, dim=-1)
@@ -330,6 +338,37 @@ class HyboNetEncoder(_GraphEncoder):
                 f"{float(x.norm(dim=-1).max()):.4g}); set input_max_norm (HyboNet uses 10) or rescale the features"
             )
         return points
+
+    def _embed_sparse_input(self, x: Tensor) -> Tensor:
+        """Compute :meth:`embed_input` for a sparse matrix: scale the stored values of each row, add the time column."""
+        name = type(self).__name__
+        check_sparse_matrix(x, name, label="sparse features", shape="(N, F)")
+        x = x.to_sparse_coo().coalesce()
+        num_rows, num_features = x.shape
+        row, col = x.indices()
+        norm = torch.sparse.sum(x.pow(2), dim=1).to_dense().sqrt()
+        factor = torch.ones_like(norm) if self.input_max_norm is None else _cap_factor(norm, self.input_max_norm)
+        length = norm * factor
+
+        # expmap0 depends on (0, u) only through ||u||, so mapping (0, ||u_i||) gives row i's time coordinate
+        # and, in its second coordinate, ||u_i|| times the factor that scales u_i's space coordinates.
+        compact = self.manifold.expmap0(torch.stack((torch.zeros_like(length), length), dim=-1), dim=-1)
+        # A zero row stores no values, so its scale is never read. Dividing by 1 there avoids 0/0.
+        scale = factor * compact[:, 1] / torch.where(length > 0, length, torch.ones_like(length))
+
+        nodes = torch.arange(num_rows, device=x.device)
+        indices = torch.cat((torch.stack((nodes, torch.zeros_like(nodes))), torch.stack((row, col + 1))), dim=1)
+        values = torch.cat((compact[:, 0], x.values() * scale[row]))
+        if not torch.isfinite(values).all():
+            raise RuntimeError(
+                f"{name}: expmap0 of the input features overflowed (largest feature norm "
+                f"{float(norm.max()):.4g}); set input_max_norm (HyboNet uses 10) or rescale the features"
+            )
+
+        # The indices are those of a valid input plus (i, 0) for every row, so torch's invariant check would
+        # only repeat them.
+        points = torch.sparse_coo_tensor(indices, values, (num_rows, num_features + 1), check_invariants=False)
+        return points.coalesce()
 
     def forward(self, x: Tensor, graph: Tensor, *, embedded: bool = False) -> Tensor:
         """Encode features ``x`` (N, F), or points (N, F + 1) from :meth:`embed_input` when ``embedded``."""
@@ -558,7 +597,8 @@ class PoincareEncoder(_GraphEncoder):
 
     def embed_input(self, x: Tensor) -> Tensor:
         """Map features ``(N, F)`` to points ``expmap0(x)`` of shape ``(N, F)``."""
-        if x.is_sparse:
+        if x.layout != torch.strided:
+            # NOTE: sparse features are densified here, so the N x N identity costs N^2 stored values.
             x = x.to_dense()
         return self.manifold.expmap0(_cap_norm(x, self.input_max_norm), dim=-1)
 
