@@ -6,9 +6,10 @@ average next to the averages reported for SST (node classification 73.7 %, link 
 for full rank, the comparison with HyboNet's released code and the seconds per epoch.
 
 ReLoRA* and SST runs are grouped by variant: the iteration length, and for SST the learning-rate
-scale of its singular vectors. The main table uses the variants given by ``--relora-steps``, ``--sst-steps``
-and ``--sst-vector-lr-scale`` (default: the library's defaults); when a folder holds several variants, a
-second table lists their mean validation metric, the basis for choosing them.
+scale and rule of its singular vectors. The main table uses the variants given by ``--relora-steps``,
+``--sst-steps``, ``--sst-vector-lr-scale`` and ``--sst-vector-lr-rule`` (default: the library's defaults);
+when a folder holds several variants, a second table lists their mean validation metric, the basis for
+choosing them.
 
 Usage::
 
@@ -23,7 +24,7 @@ import math
 import statistics
 from pathlib import Path
 
-from hypersst.tasks.hgnn import SST_STEPS_PER_ITERATION, SST_VECTOR_LR_SCALE
+from hypersst.tasks.hgnn import SST_STEPS_PER_ITERATION, SST_VECTOR_LR_RULE, SST_VECTOR_LR_SCALE, VECTOR_LR_RULES
 from hypersst.tasks.reporting import gap_closed
 
 METHODS = ("full", "lora", "relora", "sst")
@@ -44,22 +45,27 @@ REFERENCE = {
 
 
 def _variant(run: dict) -> tuple | None:
-    """Return a run's variant: ``(steps per iteration, vector lr scale)`` for SST, ``(steps, None)`` for
-    ReLoRA*, None for full rank and LoRA.
+    """Return a run's variant: ``(steps per iteration, vector lr scale, vector lr rule)`` for SST,
+    ``(steps, None, None)`` for ReLoRA*, None for full rank and LoRA.
 
     Runs recorded before the scale existed trained at scale 1, with the weight decay of the dense weights
-    also applied to the vectors before each renormalization.
+    also applied to the vectors before each renormalization; runs recorded before the rule existed used
+    the uniform rule.
     """
     sst = run.get("sst")
     if not sst:
         return None
-    scale = sst.get("vector_lr_scale", 1.0) if run["method"] == "sst" else None
-    return sst["steps_per_iteration"], scale
+    if run["method"] != "sst":
+        return sst["steps_per_iteration"], None, None
+    return sst["steps_per_iteration"], sst.get("vector_lr_scale", 1.0), sst.get("vector_lr_rule", "uniform")
 
 
 def _variant_text(variant: tuple) -> str:
-    steps, scale = variant
-    return f"{steps} steps" + ("" if scale is None else f", vector lr × {scale:g}")
+    steps, scale, rule = variant
+    text = f"{steps} steps"
+    if scale is not None:
+        text += f", vector lr × {scale:g}" + ("" if rule == "uniform" else f" ({rule} rule)")
+    return text
 
 
 def _load_runs(folder: Path) -> list[dict]:
@@ -86,7 +92,7 @@ def _validation_table(runs: list[dict]) -> list[str]:
     settings = sorted({setting for values in cells.values() for setting in values})
     names = [f"{setting[0]} {setting[1].upper()}" for setting in settings]
     lines = ["| method | variant | " + " | ".join(names) + " | average |", "|---" * (len(names) + 3) + "|"]
-    for (method, variant), values in sorted(cells.items(), key=lambda item: (item[0][0], item[0][1][0], item[0][1][1] or 0)):
+    for (method, variant), values in sorted(cells.items(), key=lambda item: (item[0][0], item[0][1][0], item[0][1][1] or 0, item[0][1][2] or "")):
         means = [_stats(values[setting])[0] if setting in values else float("nan") for setting in settings]
         average = statistics.mean(means) if not any(math.isnan(mean) for mean in means) else float("nan")
         row = " | ".join("—" if math.isnan(mean) else f"{mean:.2f}" for mean in means + [average])
@@ -198,8 +204,17 @@ def main(argv=None) -> int:
         default=SST_VECTOR_LR_SCALE,
         help=f"vector learning-rate scale of the SST runs in the main table (default: {SST_VECTOR_LR_SCALE:g})",
     )
+    parser.add_argument(
+        "--sst-vector-lr-rule",
+        choices=VECTOR_LR_RULES,
+        default=SST_VECTOR_LR_RULE,
+        help=f"vector learning-rate rule of the SST runs in the main table (default: {SST_VECTOR_LR_RULE})",
+    )
     args = parser.parse_args(argv)
-    chosen = {"relora": (args.relora_steps, None), "sst": (args.sst_steps, args.sst_vector_lr_scale)}
+    chosen = {
+        "relora": (args.relora_steps, None, None),
+        "sst": (args.sst_steps, args.sst_vector_lr_scale, args.sst_vector_lr_rule),
+    }
     print("\n".join(report(folder, chosen) for folder in args.folders))
     return 0
 

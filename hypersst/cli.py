@@ -112,6 +112,13 @@ def _add_run_arguments(parser: argparse.ArgumentParser, *, default_out: str) -> 
         help="learning rate of SST's active singular vectors relative to the per-dataset one (default: 0.1)",
     )
     parser.add_argument(
+        "--sst-vector-lr-rule",
+        choices=("uniform", "width"),
+        default=None,
+        help="'uniform': every SST vector at that rate; 'width': a vector of length n at that rate times "
+        "sqrt(hidden width / n) (default: uniform)",
+    )
+    parser.add_argument(
         "--no-progress", action="store_true", help="hide the progress bars (hidden anyway when stderr is not a terminal)"
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
@@ -206,6 +213,7 @@ def _execute(args, *, methods, manifold, curvatures, command: str) -> int:
         config["sst_vector_lr_scale"] = args.sst_vector_lr_scale
     else:
         config["sst_vector_lr_scale"] = hgnn.SST_VECTOR_LR_SCALE
+    config["sst_vector_lr_rule"] = args.sst_vector_lr_rule or hgnn.SST_VECTOR_LR_RULE
     logger.info("config: %s", json.dumps(config, sort_keys=True))
     out = _prepare_out(Path(args.out))
 
@@ -247,6 +255,7 @@ def _execute(args, *, methods, manifold, curvatures, command: str) -> int:
             sst_steps_per_iteration=config["sst_steps"],
             sst_warmup_steps=config["sst_warmup"],
             sst_vector_lr_scale=config["sst_vector_lr_scale"],
+            sst_vector_lr_rule=config["sst_vector_lr_rule"],
             dtype=dtype,
             progress=not args.no_progress,
         )

@@ -43,12 +43,13 @@ def test_hgnn_default_method_is_sst(tmp_path, capsys):
     assert "n/a (needs full, lora or relora)" in capsys.readouterr().out
 
 
-def test_vector_lr_scale_reaches_runs(tmp_path):
+def test_vector_lr_options_reach_runs(tmp_path):
     argv = ["hgnn", "--seeds", "1", "--epochs", "3", "--sst-vector-lr-scale", "0.25", "--out", str(tmp_path), "-q"]
-    assert main(argv + ["--no-progress"]) == 0
+    assert main(argv + ["--sst-vector-lr-rule", "width", "--no-progress"]) == 0
     payload = json.loads((tmp_path / "results.json").read_text())
     assert payload["config"]["sst_vector_lr_scale"] == 0.25
-    assert [run["sst"]["vector_lr_scale"] for run in payload["runs"]] == [0.25]
+    assert payload["config"]["sst_vector_lr_rule"] == "width"
+    assert [(run["sst"]["vector_lr_scale"], run["sst"]["vector_lr_rule"]) for run in payload["runs"]] == [(0.25, "width")]
 
 
 def test_help_shows_library_defaults(capsys):
@@ -59,6 +60,7 @@ def test_help_shows_library_defaults(capsys):
     assert f"iteration (default: {hgnn.SST_STEPS_PER_ITERATION})" in text
     assert f"steps per iteration (default: {hgnn.SST_WARMUP_STEPS})" in text
     assert f"per-dataset one (default: {hgnn.SST_VECTOR_LR_SCALE:g})" in text
+    assert f"sqrt(hidden width / n) (default: {hgnn.SST_VECTOR_LR_RULE})" in text
 
 
 def test_hgnn_logs_config_and_seed(tmp_path, capsys):

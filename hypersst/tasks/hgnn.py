@@ -61,9 +61,11 @@ __all__ = [
     "MANIFOLDS",
     "METHODS",
     "SST_STEPS_PER_ITERATION",
+    "SST_VECTOR_LR_RULE",
     "SST_VECTOR_LR_SCALE",
     "SST_WARMUP_STEPS",
     "TASKS",
+    "VECTOR_LR_RULES",
     "build_model",
     "build_optimizer",
     "default_sst_config",
@@ -81,6 +83,7 @@ LOW_RANK_METHODS = ("lora", "relora", "sst")
 MANIFOLDS = ("lorentz", "poincare")
 PROTOCOLS = ("clean", "hgcn")
 FEATURE_MODES = ("auto", "identity")
+VECTOR_LR_RULES = ("uniform", "width")
 
 SST_STEPS_PER_ITERATION = 20
 """Default optimizer steps (epochs) between two SST resamplings or ReLoRA* merges."""
@@ -90,6 +93,9 @@ SST_WARMUP_STEPS = 2
 
 SST_VECTOR_LR_SCALE = 0.1
 """Default learning rate of SST's active singular vectors, relative to the per-dataset learning rate."""
+
+SST_VECTOR_LR_RULE = "uniform"
+"""Default way the vector learning rate depends on the vector's length (see :func:`build_optimizer`)."""
 
 
 @dataclass(frozen=True)
@@ -317,7 +323,11 @@ def _is_decayed(name: str, param: Tensor) -> bool:
 
 
 def build_optimizer(
-    model: nn.Module, hyperparameters: HGNNHyperparameters, *, vector_lr_scale: float = 1.0
+    model: nn.Module,
+    hyperparameters: HGNNHyperparameters,
+    *,
+    vector_lr_scale: float = 1.0,
+    vector_lr_rule: str = "uniform",
 ) -> tuple[geoopt.optim.RiemannianAdam, list[Tensor]]:
     """Build HyboNet's RiemannianAdam with its parameter groups.
 
@@ -329,15 +339,23 @@ def build_optimizer(
         hyperparameters: supplies ``lr`` and ``weight_decay``.
         vector_lr_scale: learning rate of the active SST singular vectors relative to ``lr``; ignored
             when the model has no SST layer. (default: ``1.0``)
+        vector_lr_rule: ``"uniform"`` trains every vector at ``lr * vector_lr_scale``. ``"width"``
+            trains a vector of length ``n`` at ``lr * vector_lr_scale * sqrt(dim / n)``, where ``dim``
+            is the hidden width of ``hyperparameters``. Adam moves each coordinate by about the learning
+            rate, so a unit vector of length ``n`` turns by an angle of about ``lr * sqrt(n)`` per step;
+            the ``"width"`` rule gives vectors of every length the turning rate of a hidden-width vector
+            at ``lr * vector_lr_scale``, which slows the long input-side vectors of wide feature layers.
+            (default: ``"uniform"``)
 
     Returns:
         ``(optimizer, decayed_parameters)``. Group 0 contains the decayed Euclidean weights, group 1
-        the biases, scales and manifold parameters. With SST layers, a last group contains their
-        active singular vectors at ``lr * vector_lr_scale``. That group has no weight decay, because
+        the biases, scales and manifold parameters. With SST layers, the last groups contain their
+        active singular vectors: one group at ``lr * vector_lr_scale`` under the ``"uniform"`` rule,
+        one group per vector length under ``"width"``. These groups have no weight decay, because
         the vectors are renormalized after every step.
 
     Raises:
-        ValueError: if ``vector_lr_scale`` is not a positive finite number.
+        ValueError: if ``vector_lr_scale`` is not a positive finite number or ``vector_lr_rule`` is unknown.
     """
     if isinstance(vector_lr_scale, bool) or not isinstance(vector_lr_scale, (int, float)) or not (
         0 < vector_lr_scale < math.inf
@@ -346,6 +364,7 @@ def build_optimizer(
             f"vector_lr_scale must be a positive finite number, got {vector_lr_scale!r}; pass 1.0 to train the "
             "vectors at lr"
         )
+    _check_choice(vector_lr_rule, "vector_lr_rule", VECTOR_LR_RULES)
     from hypersst.spectral import SSTLinear, singular_vector_parameters
 
     has_sst = any(isinstance(module, SSTLinear) for module in model.modules())
@@ -358,8 +377,16 @@ def build_optimizer(
     groups = [
         {"params": decayed, "decoupled_weight_decay": hyperparameters.weight_decay},
         {"params": others, "decoupled_weight_decay": 0.0},
-        {"params": vectors, "decoupled_weight_decay": 0.0, "lr": hyperparameters.lr * vector_lr_scale},
     ]
+    vector_lr = hyperparameters.lr * vector_lr_scale
+    if vector_lr_rule == "uniform":
+        groups.append({"params": vectors, "decoupled_weight_decay": 0.0, "lr": vector_lr})
+    else:
+        # Each row of a vector parameter is one unit vector, so its length is the size of dimension 1.
+        for length in sorted({param.shape[1] for param in vectors}):
+            same_length = [param for param in vectors if param.shape[1] == length]
+            lr = vector_lr * math.sqrt(hyperparameters.dim / length)
+            groups.append({"params": same_length, "decoupled_weight_decay": 0.0, "lr": lr})
     optimizer = geoopt.optim.RiemannianAdam([group for group in groups if group["params"]], lr=hyperparameters.lr, stabilize=10)
     return optimizer, decayed
 
@@ -417,6 +444,7 @@ def run_hgnn(
     sst_steps_per_iteration: int = SST_STEPS_PER_ITERATION,
     sst_warmup_steps: int = SST_WARMUP_STEPS,
     sst_vector_lr_scale: float = SST_VECTOR_LR_SCALE,
+    sst_vector_lr_rule: str = SST_VECTOR_LR_RULE,
     dtype: torch.dtype = torch.float32,
     progress: bool = False,
 ) -> dict:
@@ -438,6 +466,8 @@ def run_hgnn(
         sst_warmup_steps: warm-up steps per iteration.
         sst_vector_lr_scale: learning rate of SST's active singular vectors relative to the others
             (see :func:`build_optimizer`); used by ``"sst"`` only.
+        sst_vector_lr_rule: ``"uniform"`` or ``"width"``, how the vector learning rate depends on
+            the vector's length (see :func:`build_optimizer`); used by ``"sst"`` only.
         dtype: floating dtype of the model and features.
         progress: show a tqdm progress bar on stderr; tqdm hides it anyway when stderr is not a terminal.
 
@@ -480,7 +510,7 @@ def run_hgnn(
         if method == "sst":
             linear_options = {"gradient": sst_config.gradient, "vector_geometry": sst_config.vector_geometry}
     model = build_model(task, data, hp, manifold=geometry, method=method, rank=rank, linear_options=linear_options, dtype=dtype)
-    optimizer, _ = build_optimizer(model, hp, vector_lr_scale=sst_vector_lr_scale)
+    optimizer, _ = build_optimizer(model, hp, vector_lr_scale=sst_vector_lr_scale, vector_lr_rule=sst_vector_lr_rule)
     scheduler = None
     if sst_config is not None:
         from hypersst.schedule import SSTScheduler
@@ -558,6 +588,7 @@ def run_hgnn(
         sst_record = sst_config.to_dict()
         if method == "sst":
             sst_record["vector_lr_scale"] = sst_vector_lr_scale
+            sst_record["vector_lr_rule"] = sst_vector_lr_rule
     return {
         "dataset": dataset,
         "task": task,

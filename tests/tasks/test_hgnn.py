@@ -9,6 +9,7 @@ from hypersst.tasks.hgnn import (
     HGNN_HYPERPARAMETERS,
     HGNNHyperparameters,
     SST_STEPS_PER_ITERATION,
+    SST_VECTOR_LR_RULE,
     SST_VECTOR_LR_SCALE,
     SST_WARMUP_STEPS,
     _apply_decoupled_weight_decay,
@@ -123,6 +124,33 @@ def test_sst_vectors_get_their_own_group(synthetic_nc, scale):
     assert any(names[id(param)].endswith(".S") for param in decayed)
 
 
+@pytest.mark.parametrize("scale", [1.0, 0.3])
+def test_width_rule_slows_long_vectors(synthetic_nc, scale):
+    hyperparameters = get_hyperparameters("synthetic", "nc")
+    model = build_model("nc", synthetic_nc, hyperparameters, manifold=Lorentz(), method="sst", rank=2)
+    optimizer, _ = build_optimizer(model, hyperparameters, vector_lr_scale=scale, vector_lr_rule="width")
+    names = {id(param): name for name, param in model.named_parameters()}
+    lengths = set()
+    for group in optimizer.param_groups[2:]:
+        for param in group["params"]:
+            assert names[id(param)].endswith(("Ut_active", "Vh_active"))
+            lengths.add(param.shape[1])
+            expected = hyperparameters.lr * scale * (hyperparameters.dim / param.shape[1]) ** 0.5
+            assert group["lr"] == pytest.approx(expected)
+            assert group["decoupled_weight_decay"] == 0.0
+    # The input layer's Vh rows are as long as the features plus time; the hidden vectors have length dim.
+    assert lengths == {hyperparameters.dim, int(synthetic_nc.x.size(1)) + 1}
+    held = sum(len(group["params"]) for group in optimizer.param_groups)
+    assert held == sum(1 for param in model.parameters() if param.requires_grad)
+
+
+def test_vector_lr_rule_rejects_unknown_names(synthetic_nc):
+    hyperparameters = get_hyperparameters("synthetic", "nc")
+    model = build_model("nc", synthetic_nc, hyperparameters, manifold=Lorentz(), method="sst", rank=2)
+    with pytest.raises(ValueError, match="vector_lr_rule must be one of"):
+        build_optimizer(model, hyperparameters, vector_lr_rule="sqrt")
+
+
 def test_dense_model_has_no_vector_group(synthetic_nc):
     hyperparameters = get_hyperparameters("synthetic", "nc")
     model = build_model("nc", synthetic_nc, hyperparameters, manifold=Lorentz(), method="relora", rank=2)
@@ -148,6 +176,7 @@ def test_vector_lr_scale_affects_sst_only(synthetic_nc):
     assert runs[("sst", 0.1)]["sst"]["vector_lr_scale"] == 0.1
     default = run_hgnn("synthetic", "nc", "sst", 2, seed=0, data=synthetic_nc, epochs=2)
     assert default["sst"]["vector_lr_scale"] == SST_VECTOR_LR_SCALE
+    assert default["sst"]["vector_lr_rule"] == SST_VECTOR_LR_RULE
     assert "vector_lr_scale" not in runs[("relora", 0.1)]["sst"]
     assert runs[("sst", 0.1)]["history"]["train_loss"] != runs[("sst", 1.0)]["history"]["train_loss"]
     assert runs[("relora", 0.1)]["history"]["train_loss"] == runs[("relora", 1.0)]["history"]["train_loss"]
