@@ -116,7 +116,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser, *, default_out: str) -> 
         choices=("uniform", "width"),
         default=None,
         help="'uniform': every SST vector at that rate; 'width': a vector of length n at that rate times "
-        "sqrt(hidden width / n) (default: uniform)",
+        "sqrt(hidden width / n) (default: width)",
     )
     parser.add_argument(
         "--no-progress", action="store_true", help="hide the progress bars (hidden anyway when stderr is not a terminal)"

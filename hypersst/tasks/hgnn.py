@@ -22,13 +22,16 @@ few hundred to a few thousand optimizer steps, far fewer than the transformer sc
 SST was designed with (200 steps per iteration, 20 warm-up steps), so the defaults here
 are shorter: :data:`SST_STEPS_PER_ITERATION` = 20 steps per iteration and
 :data:`SST_WARMUP_STEPS` = 2 warm-up steps after each resampling or merge. A round is
-``ceil(k / r)`` iterations. SST's active singular vectors train at
-:data:`SST_VECTOR_LR_SCALE` = 0.1 times the per-dataset learning rate: with Adam, a step moves
-each coordinate of a unit vector of dimension ``n`` by about ``lr``, so the vector changes by about
-``lr * sqrt(n)`` relative to its unit length, which is large for wide input layers. These defaults had the best mean
-validation metric over Airport NC/LP, Cora NC/LP and Disease LP (protocol ``"clean"``, rank 2,
-three seeds). The candidates were 20 and 100 steps for ReLoRA*, and for SST 20 steps with vector
-scales 1, 0.3 and 0.1 and 100 steps with scales 1 and 0.3.
+``ceil(k / r)`` iterations. With Adam, a step moves each coordinate of an active unit vector
+of length ``n`` by about ``lr``, so the vector turns by about ``lr * sqrt(n)``, which is large
+for wide input layers. SST's active singular vectors therefore train at
+:data:`SST_VECTOR_LR_SCALE` = 0.1 times the per-dataset learning rate under the
+:data:`SST_VECTOR_LR_RULE` = ``"width"`` rule, which further scales a vector of length ``n`` by
+``sqrt(dim / n)`` (see :func:`build_optimizer`). These defaults had the best mean validation
+metric over Airport NC/LP, Cora NC/LP and Disease LP (protocol ``"clean"``, rank 2, three
+seeds). The candidates were 10, 20 and 100 steps for ReLoRA*, and for SST 20 steps with
+uniform vector scales 1, 0.3, 0.1 and 0.03 and with the width rule at 0.1, and 100 steps with
+uniform scales 1 and 0.3.
 
 Seeds: ``seed`` sets ``torch.manual_seed`` (initialization, dropout), the SST sampling seed,
 and under ``protocol="clean"`` the generator of the per-epoch LP negatives. The data split
@@ -94,7 +97,7 @@ SST_WARMUP_STEPS = 2
 SST_VECTOR_LR_SCALE = 0.1
 """Default learning rate of SST's active singular vectors, relative to the per-dataset learning rate."""
 
-SST_VECTOR_LR_RULE = "uniform"
+SST_VECTOR_LR_RULE = "width"
 """Default way the vector learning rate depends on the vector's length (see :func:`build_optimizer`)."""
 
 
