@@ -8,7 +8,7 @@ for full rank, the comparison with HyboNet's released code and the seconds per e
 ReLoRA* and SST runs are grouped by variant: the iteration length, and for SST the learning-rate
 scale and rule of its singular vectors. The main table uses the variants given by ``--relora-steps``,
 ``--sst-steps``, ``--sst-vector-lr-scale`` and ``--sst-vector-lr-rule`` (default: the library's defaults);
-when a folder holds several variants, a second table lists their mean validation metric, the basis for
+when a folder contains several variants, a second table lists their mean validation metric, the basis for
 choosing them.
 
 Usage::

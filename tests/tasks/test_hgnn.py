@@ -140,8 +140,8 @@ def test_width_rule_slows_long_vectors(synthetic_nc, scale):
             assert group["decoupled_weight_decay"] == 0.0
     # The input layer's Vh rows are as long as the features plus time; the hidden vectors have length dim.
     assert lengths == {hyperparameters.dim, int(synthetic_nc.x.size(1)) + 1}
-    held = sum(len(group["params"]) for group in optimizer.param_groups)
-    assert held == sum(1 for param in model.parameters() if param.requires_grad)
+    optimized = sum(len(group["params"]) for group in optimizer.param_groups)
+    assert optimized == sum(1 for param in model.parameters() if param.requires_grad)
 
 
 def test_vector_lr_rule_rejects_unknown_names(synthetic_nc):
