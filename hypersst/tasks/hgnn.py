@@ -29,9 +29,9 @@ for wide input layers. SST's active singular vectors therefore train at
 :data:`SST_VECTOR_LR_RULE` = ``"width"`` rule, which further scales a vector of length ``n`` by
 ``sqrt(dim / n)`` (see :func:`build_optimizer`). These defaults had the best mean validation
 metric over Airport NC/LP, Cora NC/LP and Disease LP (protocol ``"clean"``, rank 2, three
-seeds). The candidates were 10, 20 and 100 steps for ReLoRA*, and for SST 20 steps with
-uniform vector scales 1, 0.3, 0.1 and 0.03 and with the width rule at 0.1, and 100 steps with
-uniform scales 1 and 0.3.
+seeds). ReLoRA* was tried with 10, 20 and 100 steps per iteration. SST was tried with 20 steps
+at uniform vector scales 1, 0.3, 0.1 and 0.03 and at the width rule with scale 0.1, and with
+100 steps at uniform scales 1 and 0.3.
 
 Seeds: ``seed`` sets ``torch.manual_seed`` (initialization, dropout), the SST sampling seed,
 and under ``protocol="clean"`` the generator of the per-epoch LP negatives. The data split

@@ -138,7 +138,7 @@ def test_width_rule_slows_long_vectors(synthetic_nc, scale):
             expected = hyperparameters.lr * scale * (hyperparameters.dim / param.shape[1]) ** 0.5
             assert group["lr"] == pytest.approx(expected)
             assert group["decoupled_weight_decay"] == 0.0
-    # The input layer's Vh rows are as long as the features plus time; the hidden vectors have length dim.
+    # The input layer's Vh rows have one entry per feature plus the time coordinate. Hidden vectors have length dim.
     assert lengths == {hyperparameters.dim, int(synthetic_nc.x.size(1)) + 1}
     optimized = sum(len(group["params"]) for group in optimizer.param_groups)
     assert optimized == sum(1 for param in model.parameters() if param.requires_grad)
