@@ -5,9 +5,10 @@ per protocol: the mean ± std test metric of full, LoRA, ReLoRA* and SST, the ga
 average next to the averages reported for SST (node classification 73.7 %, link prediction 82.5 %), and,
 for full rank, the comparison with HyboNet's released code and the seconds per epoch.
 
-ReLoRA* and SST runs are grouped by variant: the iteration length, and for SST the learning-rate
-scale and rule of its singular vectors. The main table uses the variants given by ``--relora-steps``,
-``--sst-steps``, ``--sst-vector-lr-scale`` and ``--sst-vector-lr-rule`` (default: the library's defaults);
+ReLoRA* and SST runs are grouped by variant: the iteration length, the optimizer-state reset, and for
+SST the learning-rate scale and rule of its singular vectors. The main table uses the variants given by
+``--relora-steps``, ``--relora-state-reset``, ``--sst-steps``, ``--sst-vector-lr-scale``,
+``--sst-vector-lr-rule`` and ``--sst-state-reset`` (default: the library's defaults);
 when a folder contains several variants, a second table lists their mean validation metric, the basis for
 choosing them.
 
@@ -24,7 +25,14 @@ import math
 import statistics
 from pathlib import Path
 
-from hypersst.tasks.hgnn import SST_STEPS_PER_ITERATION, SST_VECTOR_LR_RULE, SST_VECTOR_LR_SCALE, VECTOR_LR_RULES
+from hypersst.tasks.hgnn import (
+    SST_STATE_RESET,
+    SST_STEPS_PER_ITERATION,
+    SST_VECTOR_LR_RULE,
+    SST_VECTOR_LR_SCALE,
+    STATE_RESETS,
+    VECTOR_LR_RULES,
+)
 from hypersst.tasks.reporting import gap_closed
 
 METHODS = ("full", "lora", "relora", "sst")
@@ -45,26 +53,29 @@ REFERENCE = {
 
 
 def _variant(run: dict) -> tuple | None:
-    """Return a run's variant: ``(steps per iteration, vector lr scale, vector lr rule)`` for SST,
-    ``(steps, None, None)`` for ReLoRA*, None for full rank and LoRA.
+    """Return a run's variant: ``(steps per iteration, vector lr scale, vector lr rule, state reset)``
+    for SST, ``(steps, None, None, state reset)`` for ReLoRA*, None for full rank and LoRA.
 
     Runs recorded before the scale existed trained at scale 1, with the weight decay of the dense weights
     also applied to the vectors before each renormalization; runs recorded before the rule existed used
-    the uniform rule.
+    the uniform rule, and runs recorded before the state reset existed used the "moments" reset.
     """
     sst = run.get("sst")
     if not sst:
         return None
+    reset = sst.get("state_reset", "moments")
     if run["method"] != "sst":
-        return sst["steps_per_iteration"], None, None
-    return sst["steps_per_iteration"], sst.get("vector_lr_scale", 1.0), sst.get("vector_lr_rule", "uniform")
+        return sst["steps_per_iteration"], None, None, reset
+    return sst["steps_per_iteration"], sst.get("vector_lr_scale", 1.0), sst.get("vector_lr_rule", "uniform"), reset
 
 
 def _variant_text(variant: tuple) -> str:
-    steps, scale, rule = variant
+    steps, scale, rule, reset = variant
     text = f"{steps} steps"
     if scale is not None:
         text += f", vector lr × {scale:g}" + ("" if rule == "uniform" else f" ({rule} rule)")
+    if reset == "restart":
+        text += ", Adam restarted"
     return text
 
 
@@ -92,7 +103,7 @@ def _validation_table(runs: list[dict]) -> list[str]:
     settings = sorted({setting for values in cells.values() for setting in values})
     names = [f"{setting[0]} {setting[1].upper()}" for setting in settings]
     lines = ["| method | variant | " + " | ".join(names) + " | average |", "|---" * (len(names) + 3) + "|"]
-    for (method, variant), values in sorted(cells.items(), key=lambda item: (item[0][0], item[0][1][0], item[0][1][1] or 0, item[0][1][2] or "")):
+    for (method, variant), values in sorted(cells.items(), key=lambda item: (item[0][0], item[0][1][0], item[0][1][1] or 0, item[0][1][2] or "", item[0][1][3])):
         means = [_stats(values[setting])[0] if setting in values else float("nan") for setting in settings]
         average = statistics.mean(means) if not any(math.isnan(mean) for mean in means) else float("nan")
         row = " | ".join("—" if math.isnan(mean) else f"{mean:.2f}" for mean in means + [average])
@@ -210,10 +221,22 @@ def main(argv=None) -> int:
         default=SST_VECTOR_LR_RULE,
         help=f"vector learning-rate rule of the SST runs in the main table (default: {SST_VECTOR_LR_RULE})",
     )
+    parser.add_argument(
+        "--relora-state-reset",
+        choices=STATE_RESETS,
+        default=SST_STATE_RESET,
+        help=f"optimizer-state reset of the ReLoRA* runs in the main table (default: {SST_STATE_RESET})",
+    )
+    parser.add_argument(
+        "--sst-state-reset",
+        choices=STATE_RESETS,
+        default=SST_STATE_RESET,
+        help=f"optimizer-state reset of the SST runs in the main table (default: {SST_STATE_RESET})",
+    )
     args = parser.parse_args(argv)
     chosen = {
-        "relora": (args.relora_steps, None, None),
-        "sst": (args.sst_steps, args.sst_vector_lr_scale, args.sst_vector_lr_rule),
+        "relora": (args.relora_steps, None, None, args.relora_state_reset),
+        "sst": (args.sst_steps, args.sst_vector_lr_scale, args.sst_vector_lr_rule, args.sst_state_reset),
     }
     print("\n".join(report(folder, chosen) for folder in args.folders))
     return 0

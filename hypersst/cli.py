@@ -119,6 +119,14 @@ def _add_run_arguments(parser: argparse.ArgumentParser, *, default_out: str) -> 
         "sqrt(hidden width / n) (default: width)",
     )
     parser.add_argument(
+        "--sst-state-reset",
+        choices=("moments", "restart"),
+        default=None,
+        help="optimizer state of newly trained SST vectors and ReLoRA* factors: 'moments' zeroes the moments "
+        "and keeps the step counters; 'restart' also resets the counters, so Adam restarts exactly "
+        "(default: moments)",
+    )
+    parser.add_argument(
         "--no-progress", action="store_true", help="hide the progress bars (hidden anyway when stderr is not a terminal)"
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
@@ -214,6 +222,7 @@ def _execute(args, *, methods, manifold, curvatures, command: str) -> int:
     else:
         config["sst_vector_lr_scale"] = hgnn.SST_VECTOR_LR_SCALE
     config["sst_vector_lr_rule"] = args.sst_vector_lr_rule or hgnn.SST_VECTOR_LR_RULE
+    config["sst_state_reset"] = args.sst_state_reset or hgnn.SST_STATE_RESET
     logger.info("config: %s", json.dumps(config, sort_keys=True))
     out = _prepare_out(Path(args.out))
 
@@ -256,6 +265,7 @@ def _execute(args, *, methods, manifold, curvatures, command: str) -> int:
             sst_warmup_steps=config["sst_warmup"],
             sst_vector_lr_scale=config["sst_vector_lr_scale"],
             sst_vector_lr_rule=config["sst_vector_lr_rule"],
+            sst_state_reset=config["sst_state_reset"],
             dtype=dtype,
             progress=not args.no_progress,
         )

@@ -12,6 +12,7 @@ _CHOICES = {
     "sampling": ("mixed", "proportional"),
     "gradient": ("enhanced", "default"),
     "vector_geometry": ("euclidean", "sphere"),
+    "state_reset": ("moments", "restart"),
 }
 
 
@@ -48,6 +49,15 @@ class SSTConfig:
             Riemannian optimizer projects and retracts them.
         seed: seed of the sampling generator. Every process of a distributed run must use the same seed so
             that all ranks draw the same indices.
+        state_reset: what happens to the optimizer state of newly trained parameters. ``"moments"`` zeroes
+            the moments of the swapped vectors at each resampling, of ``S`` and the active vectors at each
+            re-SVD, and of the LoRA factors at each ReLoRA* merge, while the step counters run on (ReLoRA's
+            reset). Adam's bias correction then treats the zeroed moments as long averages. For a steady
+            gradient, its updates grow to about 6 times its first step within a dozen steps and take
+            hundreds of steps to settle back. The warm-up damps only the first ones. ``"restart"``
+            resets moments and step counters, so Adam restarts exactly. At each resampling the state of
+            every active vector then restarts, including triplets that stay active, because one step
+            counter serves all rows of a parameter.
     """
 
     rank: int = field(metadata={"help": "active triplets r per layer"})
@@ -62,6 +72,9 @@ class SSTConfig:
         default="euclidean", metadata={"help": "geometry of the active singular vectors"}
     )
     seed: int = field(default=0, metadata={"help": "seed of the sampling generator"})
+    state_reset: Literal["moments", "restart"] = field(
+        default="moments", metadata={"help": "optimizer-state reset: moments only, or moments and step counters"}
+    )
 
     def __post_init__(self) -> None:
         _require_int("rank", self.rank, 1)

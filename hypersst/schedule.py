@@ -22,10 +22,10 @@ def _relora_class():
     return ReLoRALinear
 
 
-def _reset_state(optimizer: torch.optim.Optimizer, param: torch.Tensor, index=None) -> None:
+def _reset_state(optimizer: torch.optim.Optimizer, param: torch.Tensor, index=None, *, reset_step: bool = False) -> None:
     from hypersst.lowrank.optim_state import reset_optimizer_state
 
-    reset_optimizer_state(optimizer, param, index=index, dim=0)
+    reset_optimizer_state(optimizer, param, index=index, dim=0, reset_step=reset_step)
 
 
 class SSTScheduler:
@@ -38,7 +38,8 @@ class SSTScheduler:
     * at the end of each iteration (``config.steps_per_iteration`` steps): re-factorizes by SVD every SST
       layer whose round ends (resetting that layer's optimizer state), draws a new active set for every
       SST layer, swaps it in and resets the optimizer state of the swapped vectors only; and merges and
-      resets every ReLoRA* layer together with its optimizer state;
+      resets every ReLoRA* layer together with its optimizer state. With ``config.state_reset="restart"``
+      the step counters restart too, and a resampling restarts the state of every active vector;
     * scales each parameter group's learning rate by the warm-up factor ``min(1, (t + 1) / warmup_steps)``,
       where ``t`` counts the steps since the iteration began.
 
@@ -67,6 +68,7 @@ class SSTScheduler:
             raise TypeError(f"SSTScheduler: config must be an SSTConfig, got {type(config).__name__}")
         self.optimizer = optimizer
         self.config = config
+        self._restarts_state = config.state_reset == "restart"
         relora_cls = _relora_class()
         self.sst_layers: List[Tuple[str, SSTLinear]] = []
         self.relora_layers: List[Tuple[str, nn.Module]] = []
@@ -141,19 +143,22 @@ class SSTScheduler:
             name=f"layer {name!r}",
         )
         changed = layer.swap_(indices, name=f"layer {name!r}")
-        if changed.numel():
+        if self._restarts_state:
+            for param in layer.trainable_vector_parameters():
+                _reset_state(self.optimizer, param, reset_step=True)
+        elif changed.numel():
             for param in layer.trainable_vector_parameters():
                 _reset_state(self.optimizer, param, index=changed)
 
     def _resvd(self, name: str, layer: SSTLinear) -> None:
         layer.resvd_(name=f"layer {name!r}")
         for param in (layer.S, *layer.trainable_vector_parameters()):
-            _reset_state(self.optimizer, param)
+            _reset_state(self.optimizer, param, reset_step=self._restarts_state)
 
     def _end_iteration(self) -> None:
         self.iteration += 1
         for name, layer in self.relora_layers:
-            layer.merge_and_reset_(self.optimizer, generator=self.generator)
+            layer.merge_and_reset_(self.optimizer, generator=self.generator, reset_step=self._restarts_state)
         for name, layer in self.sst_layers:
             if self.iteration % self.iterations_per_round(layer) == 0:
                 self._resvd(name, layer)
@@ -185,7 +190,8 @@ class SSTScheduler:
         Raises:
             ValueError: if the saved configuration differs from this scheduler's.
         """
-        saved = state["config"]
+        # Checkpoints written before ``state_reset`` existed used the "moments" reset.
+        saved = {"state_reset": "moments", **state["config"]}
         if saved != self.config.to_dict():
             raise ValueError(
                 f"SSTScheduler: the checkpoint was written with config {saved}, but this scheduler uses "

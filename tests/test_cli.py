@@ -52,6 +52,14 @@ def test_vector_lr_options_reach_runs(tmp_path):
     assert [(run["sst"]["vector_lr_scale"], run["sst"]["vector_lr_rule"]) for run in payload["runs"]] == [(0.25, "width")]
 
 
+def test_state_reset_option_reaches_runs(tmp_path):
+    argv = ["hgnn", "--seeds", "1", "--epochs", "3", "--method", "sst", "relora", "--rank", "2", "--out", str(tmp_path)]
+    assert main(argv + ["--sst-state-reset", "restart", "--no-progress", "-q"]) == 0
+    payload = json.loads((tmp_path / "results.json").read_text())
+    assert payload["config"]["sst_state_reset"] == "restart"
+    assert [(run["method"], run["sst"]["state_reset"]) for run in payload["runs"]] == [("sst", "restart"), ("relora", "restart")]
+
+
 def test_help_shows_library_defaults(capsys):
     from hypersst.tasks import hgnn
 
@@ -61,6 +69,8 @@ def test_help_shows_library_defaults(capsys):
     assert f"steps per iteration (default: {hgnn.SST_WARMUP_STEPS})" in text
     assert f"per-dataset one (default: {hgnn.SST_VECTOR_LR_SCALE:g})" in text
     assert f"sqrt(hidden width / n) (default: {hgnn.SST_VECTOR_LR_RULE})" in text
+    assert f"Adam restarts exactly (default: {hgnn.SST_STATE_RESET})" in text
+    assert "--sst-state-reset {" + ",".join(hgnn.STATE_RESETS) + "}" in text
 
 
 def test_hgnn_logs_config_and_seed(tmp_path, capsys):

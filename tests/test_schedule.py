@@ -1,3 +1,5 @@
+import math
+
 import geoopt
 import pytest
 import torch
@@ -66,6 +68,72 @@ def test_swap_zeroes_state_of_swapped_vectors_only(name):
         if swapped.any():
             return
     pytest.fail("no iteration swapped any triplet; the test did not exercise the reset")
+
+
+@pytest.mark.parametrize("name", ["adam", "riemannian_adam"])
+def test_restart_zeroes_active_vector_state(name):
+    model = _model()
+    optimizer = OPTIMIZERS[name](model.parameters())
+    config = SSTConfig(rank=3, steps_per_iteration=4, warmup_steps=0, iterations_per_round=100, state_reset="restart")
+    scheduler = SSTScheduler(model, optimizer, config)
+    _train(model, optimizer, scheduler, 4)  # the fourth step ends the first iteration
+    for layer in (model[0], model[2]):
+        for param in layer.trainable_vector_parameters():
+            state = optimizer.state[param]
+            assert int(state["step"]) == 0
+            assert torch.count_nonzero(state["exp_avg"]) == 0
+            assert torch.count_nonzero(state["exp_avg_sq"]) == 0
+        # No re-SVD happened, so the singular values keep their state.
+        assert int(optimizer.state[layer.S]["step"]) == 4
+        assert torch.count_nonzero(optimizer.state[layer.S]["exp_avg"]) > 0
+
+
+def test_restart_resets_singular_value_step():
+    model = _model()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    config = SSTConfig(rank=3, steps_per_iteration=2, warmup_steps=0, iterations_per_round=2, state_reset="restart")
+    scheduler = SSTScheduler(model, optimizer, config)
+    _train(model, optimizer, scheduler, 3)
+    assert int(optimizer.state[model[0].S]["step"]) == 3
+    _train(model, optimizer, scheduler, 1, start=3)  # ends the second iteration and the round
+    assert int(optimizer.state[model[0].S]["step"]) == 0
+
+
+@pytest.mark.parametrize("state_reset", ["moments", "restart"])
+def test_first_update_after_a_resampling(state_reset):
+    # With fresh moments and a fresh counter, Adam's first update moves every coordinate by lr.
+    # With the counter left running, the zeroed moments give a larger update.
+    lr = 1e-3
+    model = _model()
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, eps=1e-12)
+    config = SSTConfig(rank=3, steps_per_iteration=5, warmup_steps=0, iterations_per_round=100, state_reset=state_reset)
+    scheduler = SSTScheduler(model, optimizer, config)
+    _train(model, optimizer, scheduler, 500)  # ends iteration 100, so the next step starts a new one
+    vectors = model[0].Vh_active
+    fresh = torch.nonzero(optimizer.state[vectors]["exp_avg"].abs().sum(dim=1) == 0).flatten()
+    assert fresh.numel() > 0
+    before = vectors.detach().clone()
+    x, y = _batch(500)
+    optimizer.zero_grad()
+    nn.functional.mse_loss(model(x), y).backward()
+    optimizer.step()
+    moved = (vectors.detach() - before)[fresh].abs()
+    if state_reset == "restart":
+        torch.testing.assert_close(moved, torch.full_like(moved, lr), rtol=1e-6, atol=0)
+    else:
+        # The counter is at 501, so the bias correction divides the second moment by 1 - 0.999**501.
+        expected = lr * 0.1 / math.sqrt(0.001 / (1 - 0.999**501))
+        torch.testing.assert_close(moved, torch.full_like(moved, expected), rtol=1e-6, atol=0)
+
+
+def test_load_state_without_state_reset():
+    model = _model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    state = SSTScheduler(model, optimizer, SSTConfig(rank=3, seed=1)).state_dict()
+    del state["config"]["state_reset"]
+    SSTScheduler(model, optimizer, SSTConfig(rank=3, seed=1)).load_state_dict(state)
+    with pytest.raises(ValueError, match="the checkpoint was written with config"):
+        SSTScheduler(model, optimizer, SSTConfig(rank=3, seed=1, state_reset="restart")).load_state_dict(state)
 
 
 def test_swap_keeps_optimizer_tensors_in_place():

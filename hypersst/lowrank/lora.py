@@ -228,6 +228,7 @@ class ReLoRALinear(LoRALinear):
         optimizer: Optional[torch.optim.Optimizer] = None,
         *,
         generator: Optional[torch.Generator] = None,
+        reset_step: bool = False,
     ) -> None:
         """Merge the update into ``base_weight`` and restart the LoRA factors, in place.
 
@@ -238,6 +239,9 @@ class ReLoRALinear(LoRALinear):
                 place (see :func:`~hypersst.lowrank.reset_optimizer_state`).
             generator: source of the fresh ``lora_A`` draw; pass a seeded generator whose state is saved
                 with checkpoints so that resumed runs draw the same values.
+            reset_step: also reset the optimizer's step counters of ``lora_A`` and ``lora_B``, so that Adam
+                restarts exactly instead of applying an old bias correction to zeroed moments
+                (default: ``False``).
 
         Raises:
             RuntimeError: if the merged weight contains NaN or Inf; the layer is left unchanged.
@@ -257,5 +261,5 @@ class ReLoRALinear(LoRALinear):
             self.base_weight.copy_(merged)
         self.reset_lora_parameters(generator)
         if optimizer is not None:
-            reset_optimizer_state(optimizer, self.lora_A)
-            reset_optimizer_state(optimizer, self.lora_B)
+            reset_optimizer_state(optimizer, self.lora_A, reset_step=reset_step)
+            reset_optimizer_state(optimizer, self.lora_B, reset_step=reset_step)

@@ -63,7 +63,8 @@ def reset_optimizer_state(
     Step counters are left alone unless ``reset_step=True`` (only allowed with ``index=None``), because
     one counter serves the whole tensor. With zeroed moments and an old step count, Adam's bias
     correction is close to 1, so the first updates after a reset are larger than Adam's usual first
-    step. A learning-rate warm-up after each reset, as :class:`hypersst.SSTScheduler` applies, covers this.
+    step. A learning-rate warm-up after each reset, as :class:`hypersst.SSTScheduler` applies, damps the
+    first of them; ``SSTConfig(state_reset="restart")`` resets the counters as well.
 
     Works for ``torch.optim.Adam``, ``AdamW``, ``SGD`` (with momentum) and geoopt's ``RiemannianAdam`` and
     ``RiemannianSGD``; pass ``keys`` for other optimizers.

@@ -63,11 +63,13 @@ __all__ = [
     "LOW_RANK_METHODS",
     "MANIFOLDS",
     "METHODS",
+    "SST_STATE_RESET",
     "SST_STEPS_PER_ITERATION",
     "SST_VECTOR_LR_RULE",
     "SST_VECTOR_LR_SCALE",
     "SST_WARMUP_STEPS",
     "TASKS",
+    "STATE_RESETS",
     "VECTOR_LR_RULES",
     "build_model",
     "build_optimizer",
@@ -87,6 +89,7 @@ MANIFOLDS = ("lorentz", "poincare")
 PROTOCOLS = ("clean", "hgcn")
 FEATURE_MODES = ("auto", "identity")
 VECTOR_LR_RULES = ("uniform", "width")
+STATE_RESETS = ("moments", "restart")
 
 SST_STEPS_PER_ITERATION = 20
 """Default optimizer steps (epochs) between two SST resamplings or ReLoRA* merges."""
@@ -99,6 +102,9 @@ SST_VECTOR_LR_SCALE = 0.1
 
 SST_VECTOR_LR_RULE = "width"
 """Default way the vector learning rate depends on the vector's length (see :func:`build_optimizer`)."""
+
+SST_STATE_RESET = "moments"
+"""Default optimizer-state reset of SST and ReLoRA* (``SSTConfig.state_reset``)."""
 
 
 @dataclass(frozen=True)
@@ -201,7 +207,14 @@ def get_hyperparameters(dataset: str, task: str) -> HGNNHyperparameters:
     return HGNN_HYPERPARAMETERS[(dataset, task)]
 
 
-def default_sst_config(rank: int, seed: int = 0, *, steps_per_iteration: int = SST_STEPS_PER_ITERATION, warmup_steps: int = SST_WARMUP_STEPS):
+def default_sst_config(
+    rank: int,
+    seed: int = 0,
+    *,
+    steps_per_iteration: int = SST_STEPS_PER_ITERATION,
+    warmup_steps: int = SST_WARMUP_STEPS,
+    state_reset: str = SST_STATE_RESET,
+):
     """Return the :class:`hypersst.SSTConfig` used for full-batch GNN training.
 
     Args:
@@ -209,13 +222,17 @@ def default_sst_config(rank: int, seed: int = 0, *, steps_per_iteration: int = S
         seed: seed of the SST sampling generator.
         steps_per_iteration: optimizer steps per iteration (default: :data:`SST_STEPS_PER_ITERATION`).
         warmup_steps: warm-up steps per iteration (default: :data:`SST_WARMUP_STEPS`).
+        state_reset: ``"moments"`` or ``"restart"`` (default: :data:`SST_STATE_RESET`); see
+            :class:`hypersst.SSTConfig`.
 
     Returns:
         An ``SSTConfig`` with ``iterations_per_round=None`` (``ceil(k / r)`` per layer).
     """
     from hypersst.config import SSTConfig
 
-    return SSTConfig(rank=rank, steps_per_iteration=steps_per_iteration, warmup_steps=warmup_steps, seed=seed)
+    return SSTConfig(
+        rank=rank, steps_per_iteration=steps_per_iteration, warmup_steps=warmup_steps, seed=seed, state_reset=state_reset
+    )
 
 
 def load_graph(dataset: str, task: str, *, protocol: str = "clean", features: str = "auto", data_root=None, split_seed: int = 1234):
@@ -448,6 +465,7 @@ def run_hgnn(
     sst_warmup_steps: int = SST_WARMUP_STEPS,
     sst_vector_lr_scale: float = SST_VECTOR_LR_SCALE,
     sst_vector_lr_rule: str = SST_VECTOR_LR_RULE,
+    sst_state_reset: str = SST_STATE_RESET,
     dtype: torch.dtype = torch.float32,
     progress: bool = False,
 ) -> dict:
@@ -471,6 +489,8 @@ def run_hgnn(
             (see :func:`build_optimizer`); used by ``"sst"`` only.
         sst_vector_lr_rule: ``"uniform"`` or ``"width"``, how the vector learning rate depends on
             the vector's length (see :func:`build_optimizer`); used by ``"sst"`` only.
+        sst_state_reset: ``"moments"`` or ``"restart"``, the optimizer-state reset of SST and ReLoRA*
+            (see :class:`hypersst.SSTConfig`).
         dtype: floating dtype of the model and features.
         progress: show a tqdm progress bar on stderr; tqdm hides it anyway when stderr is not a terminal.
 
@@ -509,7 +529,9 @@ def run_hgnn(
     sst_config = None
     linear_options = None
     if method in ("sst", "relora"):
-        sst_config = default_sst_config(rank, seed, steps_per_iteration=sst_steps_per_iteration, warmup_steps=sst_warmup_steps)
+        sst_config = default_sst_config(
+            rank, seed, steps_per_iteration=sst_steps_per_iteration, warmup_steps=sst_warmup_steps, state_reset=sst_state_reset
+        )
         if method == "sst":
             linear_options = {"gradient": sst_config.gradient, "vector_geometry": sst_config.vector_geometry}
     model = build_model(task, data, hp, manifold=geometry, method=method, rank=rank, linear_options=linear_options, dtype=dtype)

@@ -318,7 +318,7 @@ def test_merge_and_reset_rejects_non_finite_merge():
 # ---------------------------------------------------------------------------------------------- with SSTScheduler
 
 
-def _relora_run(steps, checkpoint_at=None, resume=None):
+def _relora_run(steps, checkpoint_at=None, resume=None, state_reset="moments"):
     """Train a ReLoRA* model under SSTScheduler, optionally from a checkpoint or saving one after a step.
 
     Returns the model, the optimizer, the scheduler and the checkpoint (``None`` unless requested).
@@ -327,7 +327,8 @@ def _relora_run(steps, checkpoint_at=None, resume=None):
     model = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 2))
     apply_lowrank(model, "relora", 2)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    scheduler = SSTScheduler(model, optimizer, SSTConfig(rank=2, steps_per_iteration=3, warmup_steps=2, seed=5))
+    config = SSTConfig(rank=2, steps_per_iteration=3, warmup_steps=2, seed=5, state_reset=state_reset)
+    scheduler = SSTScheduler(model, optimizer, config)
     data = torch.Generator().manual_seed(1)
     inputs = [torch.randn(4, 6, generator=data) for _ in range(steps)]
     start = 0
@@ -360,6 +361,15 @@ def test_scheduler_merges_at_iteration_end():
         assert torch.count_nonzero(optimizer.state[layer.lora_B]["exp_avg_sq"]) == 0
     model, _, _, _ = _relora_run(steps=4)
     assert torch.count_nonzero(model[0].lora_B) > 0
+
+
+@pytest.mark.parametrize("state_reset, expected_step", [("moments", 3), ("restart", 0)])
+def test_merge_step_counters_per_reset(state_reset, expected_step):
+    model, optimizer, _, _ = _relora_run(steps=3, state_reset=state_reset)
+    for layer in (model[0], model[2]):
+        for param in (layer.lora_A, layer.lora_B):
+            assert int(optimizer.state[param]["step"]) == expected_step
+            assert torch.count_nonzero(optimizer.state[param]["exp_avg"]) == 0
 
 
 def test_scheduler_resume_is_exact():

@@ -8,6 +8,7 @@ from hypersst.manifolds import Lorentz
 from hypersst.tasks.hgnn import (
     HGNN_HYPERPARAMETERS,
     HGNNHyperparameters,
+    SST_STATE_RESET,
     SST_STEPS_PER_ITERATION,
     SST_VECTOR_LR_RULE,
     SST_VECTOR_LR_SCALE,
@@ -180,6 +181,26 @@ def test_vector_lr_scale_affects_sst_only(synthetic_nc):
     assert "vector_lr_scale" not in runs[("relora", 0.1)]["sst"]
     assert runs[("sst", 0.1)]["history"]["train_loss"] != runs[("sst", 1.0)]["history"]["train_loss"]
     assert runs[("relora", 0.1)]["history"]["train_loss"] == runs[("relora", 1.0)]["history"]["train_loss"]
+
+
+@pytest.mark.parametrize("method", ["sst", "relora"])
+def test_state_reset_changes_training(synthetic_nc, method):
+    # 45 epochs cross two iteration boundaries (20 steps each), where the two resets differ.
+    runs = {
+        reset: run_hgnn("synthetic", "nc", method, 2, seed=0, data=synthetic_nc, epochs=45, sst_state_reset=reset)
+        for reset in ("moments", "restart")
+    }
+    assert [runs[reset]["sst"]["state_reset"] for reset in ("moments", "restart")] == ["moments", "restart"]
+    losses = {reset: run["history"]["train_loss"] for reset, run in runs.items()}
+    assert losses["moments"][:21] == losses["restart"][:21]
+    assert losses["moments"][21:] != losses["restart"][21:]
+    default = run_hgnn("synthetic", "nc", method, 2, seed=0, data=synthetic_nc, epochs=2)
+    assert default["sst"]["state_reset"] == SST_STATE_RESET
+
+
+def test_state_reset_rejects_unknown(synthetic_nc):
+    with pytest.raises(ValueError, match="SSTConfig.state_reset must be one of"):
+        run_hgnn("synthetic", "nc", "sst", 2, seed=0, data=synthetic_nc, epochs=2, sst_state_reset="none")
 
 
 def test_decoupled_weight_decay_uses_current_lr():
