@@ -109,7 +109,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser, *, default_out: str) -> 
         "--sst-vector-lr-scale",
         type=_positive_float,
         default=None,
-        help="learning rate of SST's active singular vectors relative to the per-dataset one (default: 0.1)",
+        help="learning rate of SST's active singular vectors relative to the per-dataset one (default: 1)",
     )
     parser.add_argument(
         "--sst-vector-lr-rule",
@@ -124,7 +124,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser, *, default_out: str) -> 
         default=None,
         help="optimizer state of newly trained SST vectors and ReLoRA* factors: 'moments' zeroes the moments "
         "and keeps the step counters; 'restart' also resets the counters, so Adam restarts exactly "
-        "(default: moments)",
+        "(default: restart)",
     )
     parser.add_argument(
         "--no-progress", action="store_true", help="hide the progress bars (hidden anyway when stderr is not a terminal)"

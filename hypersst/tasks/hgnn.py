@@ -22,16 +22,21 @@ few hundred to a few thousand optimizer steps, far fewer than the transformer sc
 SST was designed with (200 steps per iteration, 20 warm-up steps), so the defaults here
 are shorter: :data:`SST_STEPS_PER_ITERATION` = 20 steps per iteration and
 :data:`SST_WARMUP_STEPS` = 2 warm-up steps after each resampling or merge. A round is
-``ceil(k / r)`` iterations. With Adam, a step moves each coordinate of an active unit vector
-of length ``n`` by about ``lr``, so the vector turns by about ``lr * sqrt(n)``, which is large
-for wide input layers. SST's active singular vectors therefore train at
-:data:`SST_VECTOR_LR_SCALE` = 0.1 times the per-dataset learning rate under the
-:data:`SST_VECTOR_LR_RULE` = ``"width"`` rule, which further scales a vector of length ``n`` by
-``sqrt(dim / n)`` (see :func:`build_optimizer`). These defaults had the best mean validation
-metric over Airport NC/LP, Cora NC/LP and Disease LP (protocol ``"clean"``, rank 2, three
-seeds). ReLoRA* was tried with 10, 20 and 100 steps per iteration. SST was tried with 20 steps
-at uniform vector scales 1, 0.3, 0.1 and 0.03 and at the width rule with scale 0.1, and with
-100 steps at uniform scales 1 and 0.3.
+``ceil(k / r)`` iterations. Such short iterations make the optimizer-state reset matter:
+with the step counters left running, Adam's bias correction inflates the updates of zeroed
+moments for hundreds of steps, so :data:`SST_STATE_RESET` = ``"restart"`` restarts Adam
+exactly at every resampling, re-SVD and merge (see :class:`hypersst.SSTConfig`). With Adam,
+a step moves each coordinate of an active unit vector of length ``n`` by about ``lr``, so the
+vector turns by about ``lr * sqrt(n)``, which is large for wide input layers. SST's active
+singular vectors therefore train under the :data:`SST_VECTOR_LR_RULE` = ``"width"`` rule at
+:data:`SST_VECTOR_LR_SCALE` = 1 times the per-dataset learning rate, further scaled by
+``sqrt(dim / n)`` for a vector of length ``n`` (see :func:`build_optimizer`). These defaults
+had the best mean validation metric over Airport NC/LP, Cora NC/LP and Disease LP (protocol
+``"clean"``, rank 2, three seeds). ReLoRA* was tried with 10, 20 and 100 steps per iteration
+and, at 20 steps, with both resets. SST was tried with 20 steps at uniform vector scales 1,
+0.3, 0.1 and 0.03, at the width rule with scale 0.1, and with 100 steps at uniform scales 1
+and 0.3, all with the ``"moments"`` reset, and with the ``"restart"`` reset at 20 steps
+under the width rule with scales 0.3, 1 and 3.
 
 Seeds: ``seed`` sets ``torch.manual_seed`` (initialization, dropout), the SST sampling seed,
 and under ``protocol="clean"`` the generator of the per-epoch LP negatives. The data split
@@ -97,13 +102,13 @@ SST_STEPS_PER_ITERATION = 20
 SST_WARMUP_STEPS = 2
 """Default length of the learning-rate warm-up at the start of each SST or ReLoRA* iteration."""
 
-SST_VECTOR_LR_SCALE = 0.1
+SST_VECTOR_LR_SCALE = 1.0
 """Default learning rate of SST's active singular vectors, relative to the per-dataset learning rate."""
 
 SST_VECTOR_LR_RULE = "width"
 """Default way the vector learning rate depends on the vector's length (see :func:`build_optimizer`)."""
 
-SST_STATE_RESET = "moments"
+SST_STATE_RESET = "restart"
 """Default optimizer-state reset of SST and ReLoRA* (``SSTConfig.state_reset``)."""
 
 
