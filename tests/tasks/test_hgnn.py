@@ -145,6 +145,19 @@ def test_width_rule_slows_long_vectors(synthetic_nc, scale):
     assert optimized == sum(1 for param in model.parameters() if param.requires_grad)
 
 
+def test_width_rule_for_sphere_vectors(synthetic_nc):
+    hyperparameters = get_hyperparameters("synthetic", "nc")
+    options = {"vector_geometry": "sphere"}
+    model = build_model("nc", synthetic_nc, hyperparameters, manifold=Lorentz(), method="sst", rank=2, linear_options=options)
+    optimizer, _ = build_optimizer(model, hyperparameters, vector_lr_scale=0.5, vector_lr_rule="width")
+    vector_groups = optimizer.param_groups[2:]
+    assert len(vector_groups) == 1
+    assert vector_groups[0]["lr"] == pytest.approx(hyperparameters.lr * 0.5 * hyperparameters.dim**0.5)
+    lengths = {param.shape[1] for param in vector_groups[0]["params"]}
+    assert lengths == {hyperparameters.dim, int(synthetic_nc.x.size(1)) + 1}
+    assert all(isinstance(param, geoopt.ManifoldParameter) for param in vector_groups[0]["params"])
+
+
 def test_vector_lr_rule_rejects_unknown_names(synthetic_nc):
     hyperparameters = get_hyperparameters("synthetic", "nc")
     model = build_model("nc", synthetic_nc, hyperparameters, manifold=Lorentz(), method="sst", rank=2)
