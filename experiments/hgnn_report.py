@@ -197,18 +197,19 @@ def report(folder: Path, chosen: dict[str, tuple]) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="+", type=Path, help="output folders of hgnn_benchmark.sh, one per protocol")
-    parser.add_argument(
-        "--relora-steps",
-        type=int,
-        default=SST_STEPS_PER_ITERATION,
-        help=f"iteration length of the ReLoRA* runs in the main table (default: {SST_STEPS_PER_ITERATION})",
-    )
-    parser.add_argument(
-        "--sst-steps",
-        type=int,
-        default=SST_STEPS_PER_ITERATION,
-        help=f"iteration length of the SST runs in the main table (default: {SST_STEPS_PER_ITERATION})",
-    )
+    for method in ("relora", "sst"):
+        parser.add_argument(
+            f"--{method}-steps",
+            type=int,
+            default=SST_STEPS_PER_ITERATION,
+            help=f"iteration length of the {LABELS[method]} runs in the main table (default: {SST_STEPS_PER_ITERATION})",
+        )
+        parser.add_argument(
+            f"--{method}-state-reset",
+            choices=STATE_RESETS,
+            default=SST_STATE_RESET,
+            help=f"optimizer-state reset of the {LABELS[method]} runs in the main table (default: {SST_STATE_RESET})",
+        )
     parser.add_argument(
         "--sst-vector-lr-scale",
         type=float,
@@ -220,18 +221,6 @@ def main(argv=None) -> int:
         choices=VECTOR_LR_RULES,
         default=SST_VECTOR_LR_RULE,
         help=f"vector learning-rate rule of the SST runs in the main table (default: {SST_VECTOR_LR_RULE})",
-    )
-    parser.add_argument(
-        "--relora-state-reset",
-        choices=STATE_RESETS,
-        default=SST_STATE_RESET,
-        help=f"optimizer-state reset of the ReLoRA* runs in the main table (default: {SST_STATE_RESET})",
-    )
-    parser.add_argument(
-        "--sst-state-reset",
-        choices=STATE_RESETS,
-        default=SST_STATE_RESET,
-        help=f"optimizer-state reset of the SST runs in the main table (default: {SST_STATE_RESET})",
     )
     args = parser.parse_args(argv)
     chosen = {

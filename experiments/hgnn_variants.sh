@@ -5,7 +5,7 @@
 # "restart").
 # The validation table of experiments/hgnn_report.py compares the variants found below one folder.
 # Usage: experiments/hgnn_variants.sh METHOD PROTOCOL STEPS WARMUP VECTOR_LR_SCALE [VECTOR_LR_RULE [STATE_RESET [OUT_DIR]]]
-#   e.g. experiments/hgnn_variants.sh sst clean 20 2 0.1 width restart
+#   e.g. experiments/hgnn_variants.sh sst clean 20 2 1 width restart
 set -euo pipefail
 usage="usage: hgnn_variants.sh relora|sst clean|hgcn STEPS WARMUP VECTOR_LR_SCALE [uniform|width [moments|restart [OUT_DIR]]]"
 method=${1:?$usage}
