@@ -55,10 +55,9 @@ class SSTConfig:
             reset). Adam's bias correction then treats the zeroed moments as long averages. For a steady
             gradient and a counter in the thousands, its updates grow to about 6.5 times its first step
             within a dozen steps and are still 1.6 times larger after 500 steps. The warm-up damps only
-            the first ones. ``"restart"``
-            resets moments and step counters, so Adam restarts exactly. At each resampling the state of
-            every active vector then restarts, including triplets that stay active, because one step
-            counter serves all rows of a parameter.
+            the first ones. ``"restart"`` resets moments and step counters, so Adam restarts exactly. At
+            each resampling the state of every active vector then restarts, including triplets that stay
+            active, because one step counter serves all rows of a parameter.
     """
 
     rank: int = field(metadata={"help": "active triplets r per layer"})
