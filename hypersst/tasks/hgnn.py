@@ -102,6 +102,7 @@ SST_STEPS_PER_ITERATION = 20
 SST_WARMUP_STEPS = 2
 """Default length of the learning-rate warm-up at the start of each SST or ReLoRA* iteration."""
 
+# TODO: scale 0.5 has the higher clean validation mean (91.91 against 91.69); switch after its hgcn runs.
 SST_VECTOR_LR_SCALE = 1.0
 """Default learning rate of SST's active singular vectors, relative to the per-dataset learning rate."""
 
