@@ -90,6 +90,12 @@ def _load_runs(folder: Path) -> list[dict]:
     return list(latest.values())
 
 
+def _row_order(item: tuple) -> tuple:
+    """Return the sort key of a validation-table row: method, then its variant with None made comparable."""
+    (method, (steps, scale, rule, reset)), _ = item
+    return method, steps, scale or 0, rule or "", reset
+
+
 def _validation_table(runs: list[dict]) -> list[str]:
     """Return the table of the mean validation metric of each ReLoRA* and SST variant, per setting and on average."""
     cells: dict[tuple, dict[tuple, list[float]]] = {}
@@ -103,7 +109,7 @@ def _validation_table(runs: list[dict]) -> list[str]:
     settings = sorted({setting for values in cells.values() for setting in values})
     names = [f"{setting[0]} {setting[1].upper()}" for setting in settings]
     lines = ["| method | variant | " + " | ".join(names) + " | average |", "|---" * (len(names) + 3) + "|"]
-    for (method, variant), values in sorted(cells.items(), key=lambda item: (item[0][0], item[0][1][0], item[0][1][1] or 0, item[0][1][2] or "", item[0][1][3])):
+    for (method, variant), values in sorted(cells.items(), key=_row_order):
         means = [_stats(values[setting])[0] if setting in values else float("nan") for setting in settings]
         average = statistics.mean(means) if not any(math.isnan(mean) for mean in means) else float("nan")
         row = " | ".join("—" if math.isnan(mean) else f"{mean:.2f}" for mean in means + [average])

@@ -2,7 +2,8 @@
 # One ReLoRA* or SST variant on the HGNN benchmark settings: Airport NC/LP, Cora NC/LP and Disease LP,
 # rank 2 (d = 16), 3 seeds, with a given iteration length, warm-up, (SST only) vector learning-rate scale
 # and rule ("uniform", the default, or "width"), and optimizer-state reset ("moments", the default, or
-# "restart").
+# "restart"). These script defaults are the library's earlier ones, so the commands documented for older
+# variants reproduce them.
 # The validation table of experiments/hgnn_report.py compares the variants found below one folder.
 # Usage: experiments/hgnn_variants.sh METHOD PROTOCOL STEPS WARMUP VECTOR_LR_SCALE [VECTOR_LR_RULE [STATE_RESET [OUT_DIR]]]
 #   e.g. experiments/hgnn_variants.sh sst clean 20 2 1 width restart

@@ -6,13 +6,16 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
-__all__ = ["SSTConfig"]
+__all__ = ["STATE_RESETS", "SSTConfig"]
+
+STATE_RESETS = ("moments", "restart")
+"""Values of :attr:`SSTConfig.state_reset`."""
 
 _CHOICES = {
     "sampling": ("mixed", "proportional"),
     "gradient": ("enhanced", "default"),
     "vector_geometry": ("euclidean", "sphere"),
-    "state_reset": ("moments", "restart"),
+    "state_reset": STATE_RESETS,
 }
 
 
