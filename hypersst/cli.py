@@ -109,7 +109,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser, *, default_out: str) -> 
         "--sst-vector-lr-scale",
         type=_positive_float,
         default=None,
-        help="learning rate of SST's active singular vectors relative to the per-dataset one (default: 1)",
+        help="learning rate of SST's active singular vectors relative to the per-dataset one (default: 0.5)",
     )
     parser.add_argument(
         "--sst-vector-lr-rule",
