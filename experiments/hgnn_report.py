@@ -5,10 +5,11 @@ per protocol: the mean ± std test metric of full, LoRA, ReLoRA* and SST, the ga
 average next to the averages reported for SST (node classification 73.7 %, link prediction 82.5 %), and,
 for full rank, the comparison with HyboNet's released code and the seconds per epoch.
 
-ReLoRA* and SST runs are grouped by variant: the iteration length, the optimizer-state reset, and for
-SST the learning-rate scale and rule of its singular vectors. The main table uses the variants given by
-``--relora-steps``, ``--relora-state-reset``, ``--sst-steps``, ``--sst-vector-lr-scale``,
-``--sst-vector-lr-rule`` and ``--sst-state-reset`` (default: the library's defaults);
+ReLoRA* and SST runs are grouped by variant: the iteration length and warm-up, the optimizer-state
+reset, and for SST the learning-rate scale and rule of its singular vectors. The main table uses the
+variants given by ``--relora-steps``, ``--relora-warmup``, ``--relora-state-reset``, ``--sst-steps``,
+``--sst-warmup``, ``--sst-vector-lr-scale``, ``--sst-vector-lr-rule`` and ``--sst-state-reset``
+(default: the library's defaults);
 when a folder contains several variants, a second table lists their mean validation metric, the basis for
 choosing them.
 
@@ -26,8 +27,10 @@ import statistics
 from pathlib import Path
 
 from hypersst.tasks.hgnn import (
+    RELORA_WARMUP_STEPS,
     SST_STATE_RESET,
     SST_STEPS_PER_ITERATION,
+    SST_WARMUP_STEPS,
     SST_VECTOR_LR_RULE,
     SST_VECTOR_LR_SCALE,
     STATE_RESETS,
@@ -53,8 +56,9 @@ REFERENCE = {
 
 
 def _variant(run: dict) -> tuple | None:
-    """Return a run's variant: ``(steps per iteration, vector lr scale, vector lr rule, state reset)``
-    for SST, ``(steps, None, None, state reset)`` for ReLoRA*, None for full rank and LoRA.
+    """Return a run's variant: ``(steps per iteration, warm-up steps, vector lr scale, vector lr rule,
+    state reset)`` for SST, ``(steps, warm-up, None, None, state reset)`` for ReLoRA*, None for full rank
+    and LoRA.
 
     Runs recorded before the scale existed trained at scale 1, with the weight decay of the dense weights
     also applied to the vectors before each renormalization; runs recorded before the rule existed used
@@ -64,14 +68,18 @@ def _variant(run: dict) -> tuple | None:
     if not sst:
         return None
     reset = sst.get("state_reset", "moments")
+    steps, warmup = sst["steps_per_iteration"], sst["warmup_steps"]
     if run["method"] != "sst":
-        return sst["steps_per_iteration"], None, None, reset
-    return sst["steps_per_iteration"], sst.get("vector_lr_scale", 1.0), sst.get("vector_lr_rule", "uniform"), reset
+        return steps, warmup, None, None, reset
+    return steps, warmup, sst.get("vector_lr_scale", 1.0), sst.get("vector_lr_rule", "uniform"), reset
 
 
 def _variant_text(variant: tuple) -> str:
-    steps, scale, rule, reset = variant
+    steps, warmup, scale, rule, reset = variant
     text = f"{steps} steps"
+    # Most variants warm up for a tenth of the iteration; the label names any other warm-up.
+    if warmup != steps // 10:
+        text += f" ({warmup}-step warm-up)"
     if scale is not None:
         text += f", vector lr × {scale:g}" + ("" if rule == "uniform" else f" ({rule} rule)")
     if reset == "restart":
@@ -92,8 +100,8 @@ def _load_runs(folder: Path) -> list[dict]:
 
 def _row_order(item: tuple) -> tuple:
     """Return the sort key of a validation-table row: method, then its variant with None made comparable."""
-    (method, (steps, scale, rule, reset)), _ = item
-    return method, steps, scale or 0, rule or "", reset
+    (method, (steps, warmup, scale, rule, reset)), _ = item
+    return method, steps, warmup, scale or 0, rule or "", reset
 
 
 def _validation_table(runs: list[dict]) -> list[str]:
@@ -210,6 +218,13 @@ def main(argv=None) -> int:
             default=SST_STEPS_PER_ITERATION,
             help=f"iteration length of the {LABELS[method]} runs in the main table (default: {SST_STEPS_PER_ITERATION})",
         )
+        warmup = SST_WARMUP_STEPS if method == "sst" else RELORA_WARMUP_STEPS
+        parser.add_argument(
+            f"--{method}-warmup",
+            type=int,
+            default=warmup,
+            help=f"warm-up steps per iteration of the {LABELS[method]} runs in the main table (default: {warmup})",
+        )
         parser.add_argument(
             f"--{method}-state-reset",
             choices=STATE_RESETS,
@@ -230,8 +245,8 @@ def main(argv=None) -> int:
     )
     args = parser.parse_args(argv)
     chosen = {
-        "relora": (args.relora_steps, None, None, args.relora_state_reset),
-        "sst": (args.sst_steps, args.sst_vector_lr_scale, args.sst_vector_lr_rule, args.sst_state_reset),
+        "relora": (args.relora_steps, args.relora_warmup, None, None, args.relora_state_reset),
+        "sst": (args.sst_steps, args.sst_warmup, args.sst_vector_lr_scale, args.sst_vector_lr_rule, args.sst_state_reset),
     }
     print("\n".join(report(folder, chosen) for folder in args.folders))
     return 0

@@ -16,8 +16,10 @@ warmup=${4:?$usage}
 scale=${5:?$usage}
 rule=${6:-uniform}
 reset=${7:-moments}
+# The folder name gives the warm-up only when it is not a tenth of the iteration.
+warmup_part=$([ "$warmup" = "$((steps / 10))" ] || echo "-warmup$warmup")
 suffix=$([ "$rule" = uniform ] || echo "-$rule")$([ "$reset" = moments ] || echo "-$reset")
-out=${8:-results/hgnn/$protocol/variants/$method-steps$steps-scale$scale$suffix}
+out=${8:-results/hgnn/$protocol/variants/$method-steps$steps$warmup_part-scale$scale$suffix}
 data_root=${HYPERSST_DATA:-../shared/data/hgnn}
 export OMP_NUM_THREADS=1
 options=(--data-root "$data_root" --protocol "$protocol" --method "$method" --rank 2 --seeds 3
