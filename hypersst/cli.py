@@ -103,13 +103,13 @@ def _add_run_arguments(parser: argparse.ArgumentParser, *, default_out: str) -> 
         "--sst-steps", type=_positive_int, default=None, help="optimizer steps per SST / ReLoRA* iteration (default: 20)"
     )
     parser.add_argument(
-        "--sst-warmup", type=_non_negative_int, default=None, help="learning-rate warm-up steps per iteration (default: 2)"
+        "--sst-warmup", type=_non_negative_int, default=None, help="learning-rate warm-up steps per iteration (default: 10 for SST, 2 for ReLoRA*)"
     )
     parser.add_argument(
         "--sst-vector-lr-scale",
         type=_positive_float,
         default=None,
-        help="learning rate of SST's active singular vectors relative to the per-dataset one (default: 0.5)",
+        help="learning rate of SST's active singular vectors relative to the per-dataset one (default: 1)",
     )
     parser.add_argument(
         "--sst-vector-lr-rule",
@@ -216,7 +216,10 @@ def _execute(args, *, methods, manifold, curvatures, command: str) -> int:
     config.update(command=command, methods=list(methods), manifold=manifold, curvatures=list(curvatures))
     config["seed_list"] = list(range(args.seeds))
     config["sst_steps"] = args.sst_steps or hgnn.SST_STEPS_PER_ITERATION
-    config["sst_warmup"] = args.sst_warmup if args.sst_warmup is not None else hgnn.SST_WARMUP_STEPS
+    if args.sst_warmup is not None:
+        config["sst_warmup"] = args.sst_warmup
+    else:
+        config["sst_warmup"] = {"relora": hgnn.RELORA_WARMUP_STEPS, "sst": hgnn.SST_WARMUP_STEPS}
     if args.sst_vector_lr_scale is not None:
         config["sst_vector_lr_scale"] = args.sst_vector_lr_scale
     else:
@@ -262,7 +265,7 @@ def _execute(args, *, methods, manifold, curvatures, command: str) -> int:
             curvature=spec["curvature"],
             epochs=args.epochs,
             sst_steps_per_iteration=config["sst_steps"],
-            sst_warmup_steps=config["sst_warmup"],
+            sst_warmup_steps=args.sst_warmup,
             sst_vector_lr_scale=config["sst_vector_lr_scale"],
             sst_vector_lr_rule=config["sst_vector_lr_rule"],
             sst_state_reset=config["sst_state_reset"],
@@ -291,8 +294,8 @@ def _run_hgnn_command(args) -> int:
         raise _UsageError("--grid runs every method; drop --method or drop --grid")
     if not args.curvature > 0:
         raise _UsageError(f"--curvature is the Lorentz parameter k and must be positive, got {args.curvature}")
-    _check_run_arguments(args)
     methods = list(_METHODS) if args.grid else (args.method or ["sst"])
+    _check_run_arguments(args, methods)
     return _execute(args, methods=methods, manifold="lorentz", curvatures=[args.curvature], command="hgnn")
 
 
@@ -304,7 +307,7 @@ def _run_curvature_command(args) -> int:
         raise _UsageError(f"Lorentz curvatures are values of k and must all be positive, got {curvatures}")
     if args.manifold == "poincare" and any(not value <= 0 for value in curvatures):
         raise _UsageError(f"Poincaré curvatures are values of kappa and must all be <= 0 (0 is Euclidean), got {curvatures}")
-    _check_run_arguments(args)
+    _check_run_arguments(args, args.method)
     return _execute(args, methods=args.method, manifold=args.manifold, curvatures=curvatures, command="curvature")
 
 
@@ -321,15 +324,20 @@ class _UsageError(Exception):
         self.show_usage = show_usage
 
 
-def _check_run_arguments(args) -> None:
+def _check_run_arguments(args, methods) -> None:
     """Reject, before any data is loaded, the values the library would only reject mid-run."""
     from hypersst.tasks import hgnn
 
     steps = args.sst_steps or hgnn.SST_STEPS_PER_ITERATION
-    warmup = args.sst_warmup if args.sst_warmup is not None else hgnn.SST_WARMUP_STEPS
+    if args.sst_warmup is not None:
+        warmups = {args.sst_warmup: ""}
+    else:
+        defaults = {"sst": (hgnn.SST_WARMUP_STEPS, "SST"), "relora": (hgnn.RELORA_WARMUP_STEPS, "ReLoRA*")}
+        warmups = {defaults[name][0]: f" (the {defaults[name][1]} default)" for name in methods if name in defaults}
+    warmup = max(warmups, default=0)
     if warmup > steps:
         steps_text = f"--sst-steps {steps}" + ("" if args.sst_steps else " (the default)")
-        warmup_text = f"--sst-warmup {warmup}" + ("" if args.sst_warmup is not None else " (the default)")
+        warmup_text = f"--sst-warmup {warmup}{warmups[warmup]}"
         raise _UsageError(
             f"{warmup_text} exceeds {steps_text}: the learning-rate warm-up must fit in one SST / ReLoRA* "
             f"iteration; choose --sst-warmup <= {steps} or raise --sst-steps"

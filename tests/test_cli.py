@@ -66,7 +66,7 @@ def test_help_shows_library_defaults(capsys):
     assert main(["hgnn", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
     assert f"iteration (default: {hgnn.SST_STEPS_PER_ITERATION})" in text
-    assert f"steps per iteration (default: {hgnn.SST_WARMUP_STEPS})" in text
+    assert f"per iteration (default: {hgnn.SST_WARMUP_STEPS} for SST, {hgnn.RELORA_WARMUP_STEPS} for ReLoRA*)" in text
     assert f"per-dataset one (default: {hgnn.SST_VECTOR_LR_SCALE:g})" in text
     assert f"sqrt(hidden width / n) (default: {hgnn.SST_VECTOR_LR_RULE})" in text
     assert f"Adam restarts exactly (default: {hgnn.SST_STATE_RESET})" in text
@@ -170,7 +170,8 @@ def test_unwritable_out_fails_before_training(tmp_path, capsys, blocker):
     ("argv", "message"),
     [
         (["--sst-warmup", "200"], "--sst-warmup 200 exceeds --sst-steps 20 (the default)"),
-        (["--sst-steps", "1"], "--sst-warmup 2 (the default) exceeds --sst-steps 1"),
+        (["--sst-steps", "5"], "--sst-warmup 10 (the SST default) exceeds --sst-steps 5"),
+        (["--method", "relora", "--sst-steps", "1"], "--sst-warmup 2 (the ReLoRA* default) exceeds --sst-steps 1"),
         (["--sst-steps", "5", "--sst-warmup", "6"], "choose --sst-warmup <= 5"),
     ],
 )

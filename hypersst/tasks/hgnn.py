@@ -20,8 +20,9 @@ map inside every LorentzLinear (or PoincareLinear). ReLoRA* and SST are driven b
 :class:`hypersst.SSTScheduler`, stepped once per epoch. Full-batch GNN training takes a
 few hundred to a few thousand optimizer steps, far fewer than the transformer schedules
 SST was designed with (200 steps per iteration, 20 warm-up steps), so the defaults here
-are shorter: :data:`SST_STEPS_PER_ITERATION` = 20 steps per iteration and
-:data:`SST_WARMUP_STEPS` = 2 warm-up steps after each resampling or merge. A round is
+are shorter: :data:`SST_STEPS_PER_ITERATION` = 20 steps per iteration, with a learning-rate
+warm-up of :data:`SST_WARMUP_STEPS` = 10 steps after each SST resampling and of
+:data:`RELORA_WARMUP_STEPS` = 2 steps after each ReLoRA* merge. A round is
 ``ceil(k / r)`` iterations. Such short iterations make the optimizer-state reset matter:
 with the step counters left running, Adam's bias correction inflates the updates of zeroed
 moments for hundreds of steps, so :data:`SST_STATE_RESET` = ``"restart"`` restarts Adam
@@ -29,14 +30,17 @@ exactly at every resampling, re-SVD and merge (see :class:`hypersst.SSTConfig`).
 a step moves each coordinate of an active unit vector of length ``n`` by about ``lr``, so the
 vector turns by about ``lr * sqrt(n)``, which is large for wide input layers. SST's active
 singular vectors therefore train under the :data:`SST_VECTOR_LR_RULE` = ``"width"`` rule at
-:data:`SST_VECTOR_LR_SCALE` = 0.5 times the per-dataset learning rate, further scaled by
+:data:`SST_VECTOR_LR_SCALE` = 1 times the per-dataset learning rate, further scaled by
 ``sqrt(dim / n)`` for a vector of length ``n`` (see :func:`build_optimizer`). These defaults
 were chosen on the mean validation metric over Airport NC/LP, Cora NC/LP and Disease LP
 (protocol ``"clean"``, rank 2, three seeds). ReLoRA* was tried with 10, 20 and 100 steps per iteration
-and, at 20 steps, with both resets. SST was tried with 20 steps at uniform vector scales 1,
-0.3, 0.1 and 0.03, at the width rule with scale 0.1, and with 100 steps at uniform scales 1
-and 0.3, all with the ``"moments"`` reset, and with the ``"restart"`` reset at 20 steps
-under the width rule with scales 0.3, 0.5, 1, 1.5 and 3.
+and, at 20 steps, with both resets and with 2 and 10 warm-up steps. SST was tried with 20 steps at
+uniform vector scales 1, 0.3, 0.1 and 0.03, at the width rule with scale 0.1, and with 100 steps at
+uniform scales 1 and 0.3, all with the ``"moments"`` reset. With the ``"restart"`` reset it was tried
+at 20 steps under the width rule, with 2 warm-up steps at scales 0.3, 0.5, 1, 1.5 and 3 and with 10
+at scales 0.5 and 1. A restarted Adam moves every coordinate by about the learning rate in its first
+steps. With 2 warm-up steps, the first step on new vectors therefore raised Airport NC's training loss in
+each iteration, which the 10-step warm-up avoids.
 
 Seeds: ``seed`` sets ``torch.manual_seed`` (initialization, dropout), the SST sampling seed,
 and under ``protocol="clean"`` the generator of the per-epoch LP negatives. The data split
@@ -65,10 +69,10 @@ from hypersst.tasks.metrics import EarlyStopping, lp_metrics, nc_metrics, select
 __all__ = [
     "DATASETS",
     "HGNN_HYPERPARAMETERS",
-    "HGNNHyperparameters",
     "LOW_RANK_METHODS",
     "MANIFOLDS",
     "METHODS",
+    "RELORA_WARMUP_STEPS",
     "SST_STATE_RESET",
     "SST_STEPS_PER_ITERATION",
     "SST_VECTOR_LR_RULE",
@@ -77,6 +81,7 @@ __all__ = [
     "STATE_RESETS",
     "TASKS",
     "VECTOR_LR_RULES",
+    "HGNNHyperparameters",
     "build_model",
     "build_optimizer",
     "default_sst_config",
@@ -99,10 +104,13 @@ VECTOR_LR_RULES = ("uniform", "width")
 SST_STEPS_PER_ITERATION = 20
 """Default optimizer steps (epochs) between two SST resamplings or ReLoRA* merges."""
 
-SST_WARMUP_STEPS = 2
-"""Default length of the learning-rate warm-up at the start of each SST or ReLoRA* iteration."""
+SST_WARMUP_STEPS = 10
+"""Default length of the learning-rate warm-up at the start of each SST iteration."""
 
-SST_VECTOR_LR_SCALE = 0.5
+RELORA_WARMUP_STEPS = 2
+"""Default length of the learning-rate warm-up at the start of each ReLoRA* iteration."""
+
+SST_VECTOR_LR_SCALE = 1.0
 """Default learning rate of SST's active singular vectors, relative to the per-dataset learning rate."""
 
 SST_VECTOR_LR_RULE = "width"
@@ -479,7 +487,7 @@ def run_hgnn(
     epochs: int | None = None,
     hyperparameters: HGNNHyperparameters | None = None,
     sst_steps_per_iteration: int = SST_STEPS_PER_ITERATION,
-    sst_warmup_steps: int = SST_WARMUP_STEPS,
+    sst_warmup_steps: int | None = None,
     sst_vector_lr_scale: float = SST_VECTOR_LR_SCALE,
     sst_vector_lr_rule: str = SST_VECTOR_LR_RULE,
     sst_state_reset: str = SST_STATE_RESET,
@@ -501,7 +509,8 @@ def run_hgnn(
         epochs: maximum number of epochs; overrides the table, and ``min_epochs`` is lowered to it.
         hyperparameters: overrides the table entry of ``(dataset, task)``.
         sst_steps_per_iteration: steps per SST / ReLoRA* iteration.
-        sst_warmup_steps: warm-up steps per iteration.
+        sst_warmup_steps: warm-up steps per iteration, or None for the method's default
+            (:data:`SST_WARMUP_STEPS` for SST, :data:`RELORA_WARMUP_STEPS` for ReLoRA*).
         sst_vector_lr_scale: learning rate of SST's active singular vectors relative to the others
             (see :func:`build_optimizer`); used by ``"sst"`` only.
         sst_vector_lr_rule: ``"uniform"`` or ``"width"``, how the vector learning rate depends on
@@ -546,6 +555,8 @@ def run_hgnn(
     sst_config = None
     linear_options = None
     if method in ("sst", "relora"):
+        if sst_warmup_steps is None:
+            sst_warmup_steps = SST_WARMUP_STEPS if method == "sst" else RELORA_WARMUP_STEPS
         sst_config = default_sst_config(
             rank, seed, steps_per_iteration=sst_steps_per_iteration, warmup_steps=sst_warmup_steps, state_reset=sst_state_reset
         )

@@ -8,6 +8,7 @@ from hypersst.manifolds import Lorentz
 from hypersst.tasks.hgnn import (
     HGNN_HYPERPARAMETERS,
     HGNNHyperparameters,
+    RELORA_WARMUP_STEPS,
     SST_STATE_RESET,
     SST_STEPS_PER_ITERATION,
     SST_VECTOR_LR_RULE,
@@ -82,8 +83,19 @@ def test_default_sst_config():
     assert config.rank == 4
     assert config.seed == 3
     assert config.steps_per_iteration == SST_STEPS_PER_ITERATION == 20
-    assert config.warmup_steps == SST_WARMUP_STEPS == 2
+    assert config.warmup_steps == SST_WARMUP_STEPS == 10
     assert config.iterations_per_round is None
+
+
+def test_warmup_default_depends_on_method(synthetic_nc):
+    def warmup(method, **options):
+        record = run_hgnn("synthetic", "nc", method, 2, seed=0, data=synthetic_nc, epochs=2, **options)
+        return record["sst"]["warmup_steps"]
+
+    assert warmup("sst") == SST_WARMUP_STEPS
+    assert warmup("relora") == RELORA_WARMUP_STEPS == 2
+    assert warmup("sst", sst_warmup_steps=4) == 4
+    assert warmup("relora", sst_warmup_steps=4) == 4
 
 
 def test_optimizer_groups_follow_hybonet(synthetic_nc):
