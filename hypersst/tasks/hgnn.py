@@ -234,7 +234,8 @@ def default_sst_config(
         rank: active triplets per layer (SST) or LoRA rank (ReLoRA*).
         seed: seed of the SST sampling generator.
         steps_per_iteration: optimizer steps per iteration (default: :data:`SST_STEPS_PER_ITERATION`).
-        warmup_steps: warm-up steps per iteration (default: :data:`SST_WARMUP_STEPS`).
+        warmup_steps: warm-up steps per iteration (default: :data:`SST_WARMUP_STEPS`); :func:`run_hgnn`
+            passes :data:`RELORA_WARMUP_STEPS` for ReLoRA*.
         state_reset: ``"moments"`` or ``"restart"`` (default: :data:`SST_STATE_RESET`); see
             :class:`hypersst.SSTConfig`.
 
