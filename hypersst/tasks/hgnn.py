@@ -38,7 +38,7 @@ and, at 20 steps, with both resets and with 2 and 10 warm-up steps. SST was trie
 uniform vector scales 1, 0.3, 0.1 and 0.03, at the width rule with scale 0.1, and with 100 steps at
 uniform scales 1 and 0.3, all with the ``"moments"`` reset. With the ``"restart"`` reset it was tried
 at 20 steps under the width rule, with 2 warm-up steps at scales 0.3, 0.5, 1, 1.5 and 3 and with 10
-at scales 0.5 and 1. A restarted Adam moves every coordinate by about the learning rate in its first
+at scales 0.5 and 1, and at 40 steps with 10 warm-up steps at scale 1. A restarted Adam moves every coordinate by about the learning rate in its first
 steps. With 2 warm-up steps, the first step on new vectors therefore raised Airport NC's training loss in
 each iteration, which the 10-step warm-up avoids.
 
