@@ -2,9 +2,9 @@
 
 Reads the per-epoch ``history`` of every run in the given ``results.json`` files, or in the files below
 given folders, as written by ``hypersst hgnn``. For each run it prints the mean training loss at each
-position in the iteration, over the epochs from ``--skip`` on. Position 0 is the first step of
-an iteration: its loss is computed with the weights left by the previous iteration, after the
-resampling or merge, so a rise from position 0 to position 1 is the effect of the first step.
+position in the iteration, over the epochs from ``--skip`` on. Position 0 is the first step of an
+iteration. Its loss is computed with the weights left by the previous iteration, after the resampling or
+merge, so a rise from position 0 to position 1 is the effect of the first step.
 
 Usage::
 

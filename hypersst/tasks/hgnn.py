@@ -33,14 +33,15 @@ singular vectors therefore train under the :data:`SST_VECTOR_LR_RULE` = ``"width
 :data:`SST_VECTOR_LR_SCALE` = 1 times the per-dataset learning rate, further scaled by
 ``sqrt(dim / n)`` for a vector of length ``n`` (see :func:`build_optimizer`). These defaults
 were chosen on the mean validation metric over Airport NC/LP, Cora NC/LP and Disease LP
-(protocol ``"clean"``, rank 2, three seeds). ReLoRA* was tried with 10, 20 and 100 steps per iteration
-and, at 20 steps, with both resets and with 2 and 10 warm-up steps. SST was tried with 20 steps at
-uniform vector scales 1, 0.3, 0.1 and 0.03, at the width rule with scale 0.1, and with 100 steps at
-uniform scales 1 and 0.3, all with the ``"moments"`` reset. With the ``"restart"`` reset it was tried
-at 20 steps under the width rule, with 2 warm-up steps at scales 0.3, 0.5, 1, 1.5 and 3 and with 10
-at scales 0.5 and 1, and at 40 steps with 10 warm-up steps at scale 1. A restarted Adam moves every coordinate by about the learning rate in its first
-steps. With 2 warm-up steps, the first step on new vectors therefore raised Airport NC's training loss in
-each iteration, which the 10-step warm-up avoids.
+(protocol ``"clean"``, rank 2, three seeds). ReLoRA* was tried with 10, 20 and 100 steps per
+iteration and, at 20 steps, with both resets and with 2 and 10 warm-up steps. SST was tried with
+20 steps at uniform vector scales 1, 0.3, 0.1 and 0.03, at the width rule with scale 0.1, and
+with 100 steps at uniform scales 1 and 0.3, all with the ``"moments"`` reset. With the
+``"restart"`` reset and the width rule it was tried at 20 steps with 2 warm-up steps (scales
+0.3, 0.5, 1, 1.5 and 3) and with 10 (scales 0.5 and 1). It was also tried at 40 steps with 10
+warm-up steps at scale 1. A restarted Adam moves every coordinate by about the learning rate in
+its first steps. With 2 warm-up steps, the first step on new vectors therefore raised Airport
+NC's training loss in each iteration, which the 10-step warm-up avoids.
 
 Seeds: ``seed`` sets ``torch.manual_seed`` (initialization, dropout), the SST sampling seed,
 and under ``protocol="clean"`` the generator of the per-epoch LP negatives. The data split
