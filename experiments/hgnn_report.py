@@ -77,7 +77,7 @@ def _variant(run: dict) -> tuple | None:
 def _variant_text(variant: tuple) -> str:
     steps, warmup, scale, rule, reset = variant
     text = f"{steps} steps"
-    # Most variants warm up for a tenth of the iteration; the label names any other warm-up.
+    # Most variants warm up for a tenth of the iteration, so the label names only other warm-ups.
     if warmup != steps // 10:
         text += f" ({warmup}-step warm-up)"
     if scale is not None:
