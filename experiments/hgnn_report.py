@@ -27,14 +27,13 @@ import statistics
 from pathlib import Path
 
 from hypersst.tasks.hgnn import (
-    RELORA_WARMUP_STEPS,
     SST_STATE_RESET,
     SST_STEPS_PER_ITERATION,
-    SST_WARMUP_STEPS,
     SST_VECTOR_LR_RULE,
     SST_VECTOR_LR_SCALE,
     STATE_RESETS,
     VECTOR_LR_RULES,
+    WARMUP_STEPS,
 )
 from hypersst.tasks.reporting import gap_closed
 
@@ -218,7 +217,7 @@ def main(argv=None) -> int:
             default=SST_STEPS_PER_ITERATION,
             help=f"iteration length of the {LABELS[method]} runs in the main table (default: {SST_STEPS_PER_ITERATION})",
         )
-        warmup = SST_WARMUP_STEPS if method == "sst" else RELORA_WARMUP_STEPS
+        warmup = WARMUP_STEPS[method]
         parser.add_argument(
             f"--{method}-warmup",
             type=int,

@@ -219,7 +219,7 @@ def _execute(args, *, methods, manifold, curvatures, command: str) -> int:
     if args.sst_warmup is not None:
         config["sst_warmup"] = args.sst_warmup
     else:
-        config["sst_warmup"] = {"relora": hgnn.RELORA_WARMUP_STEPS, "sst": hgnn.SST_WARMUP_STEPS}
+        config["sst_warmup"] = dict(hgnn.WARMUP_STEPS)
     if args.sst_vector_lr_scale is not None:
         config["sst_vector_lr_scale"] = args.sst_vector_lr_scale
     else:
@@ -330,14 +330,14 @@ def _check_run_arguments(args, methods) -> None:
 
     steps = args.sst_steps or hgnn.SST_STEPS_PER_ITERATION
     if args.sst_warmup is not None:
-        warmups = {args.sst_warmup: ""}
+        warmup, origin = args.sst_warmup, ""
     else:
-        defaults = {"sst": (hgnn.SST_WARMUP_STEPS, "SST"), "relora": (hgnn.RELORA_WARMUP_STEPS, "ReLoRA*")}
-        warmups = {defaults[name][0]: f" (the {defaults[name][1]} default)" for name in methods if name in defaults}
-    warmup = max(warmups, default=0)
+        labels = {"relora": "ReLoRA*", "sst": "SST"}
+        defaults = [(hgnn.WARMUP_STEPS[name], f" (the {labels[name]} default)") for name in methods if name in labels]
+        warmup, origin = max(defaults, default=(0, ""))
     if warmup > steps:
         steps_text = f"--sst-steps {steps}" + ("" if args.sst_steps else " (the default)")
-        warmup_text = f"--sst-warmup {warmup}{warmups[warmup]}"
+        warmup_text = f"--sst-warmup {warmup}{origin}"
         raise _UsageError(
             f"{warmup_text} exceeds {steps_text}: the learning-rate warm-up must fit in one SST / ReLoRA* "
             f"iteration; choose --sst-warmup <= {steps} or raise --sst-steps"

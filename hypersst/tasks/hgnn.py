@@ -70,6 +70,7 @@ from hypersst.tasks.metrics import EarlyStopping, lp_metrics, nc_metrics, select
 __all__ = [
     "DATASETS",
     "HGNN_HYPERPARAMETERS",
+    "HGNNHyperparameters",
     "LOW_RANK_METHODS",
     "MANIFOLDS",
     "METHODS",
@@ -82,7 +83,7 @@ __all__ = [
     "STATE_RESETS",
     "TASKS",
     "VECTOR_LR_RULES",
-    "HGNNHyperparameters",
+    "WARMUP_STEPS",
     "build_model",
     "build_optimizer",
     "default_sst_config",
@@ -110,6 +111,9 @@ SST_WARMUP_STEPS = 10
 
 RELORA_WARMUP_STEPS = 2
 """Default length of the learning-rate warm-up at the start of each ReLoRA* iteration."""
+
+WARMUP_STEPS = MappingProxyType({"relora": RELORA_WARMUP_STEPS, "sst": SST_WARMUP_STEPS})
+"""Default warm-up of each method that has iterations, by method name."""
 
 SST_VECTOR_LR_SCALE = 1.0
 """Default learning rate of SST's active singular vectors, relative to the per-dataset learning rate."""
@@ -558,7 +562,7 @@ def run_hgnn(
     linear_options = None
     if method in ("sst", "relora"):
         if sst_warmup_steps is None:
-            sst_warmup_steps = SST_WARMUP_STEPS if method == "sst" else RELORA_WARMUP_STEPS
+            sst_warmup_steps = WARMUP_STEPS[method]
         sst_config = default_sst_config(
             rank, seed, steps_per_iteration=sst_steps_per_iteration, warmup_steps=sst_warmup_steps, state_reset=sst_state_reset
         )
