@@ -27,9 +27,9 @@ def _result_files(paths: list[Path]) -> list[Path]:
         elif path.is_file():
             files.append(path)
         else:
-            raise SystemExit(f"{path} is neither a results.json file nor a folder; pass the output of hypersst hgnn")
+            raise SystemExit(f"{path} not found: pass a results.json file or a folder written by hypersst hgnn --out")
     if not files:
-        raise SystemExit(f"no results.json found in {', '.join(str(path) for path in paths)}")
+        raise SystemExit(f"no results.json found in {', '.join(str(path) for path in paths)}; run hypersst hgnn with --out there first")
     return files
 
 
@@ -56,10 +56,11 @@ def main(argv=None) -> int:
     parser.add_argument("--task", choices=("nc", "lp"), default=None, help="keep only runs of this task (default: both)")
     parser.add_argument("--skip", type=int, default=300, help="ignore the epochs before this one (default: 300)")
     args = parser.parse_args(argv)
+    files = _result_files(args.paths)
 
     print("| file | run | warm-up | vector lr scale | loss at position 0 | 1 | 2 | 5 | 10 | last |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for path in _result_files(args.paths):
+    for path in files:
         for run in json.loads(path.read_text())["runs"]:
             sst = run.get("sst")
             if not sst or (args.dataset and run["dataset"] != args.dataset) or (args.task and run["task"] != args.task):
