@@ -6,10 +6,11 @@ average next to the averages reported for SST (node classification 73.7 %, link 
 for full rank, the comparison with HyboNet's released code and the seconds per epoch.
 
 ReLoRA* and SST runs are grouped by variant: the iteration length and warm-up, the optimizer-state
-reset, and for SST the learning-rate scale and rule of its singular vectors. The main table uses the
-variants given by ``--relora-steps``, ``--relora-warmup``, ``--relora-state-reset``, ``--sst-steps``,
-``--sst-warmup``, ``--sst-vector-lr-scale``, ``--sst-vector-lr-rule`` and ``--sst-state-reset``
-(default: the library's defaults);
+reset, and for SST the learning-rate scale and rule of its singular vectors and the iterations per
+round. The main table uses the variants given by ``--relora-steps``, ``--relora-warmup``,
+``--relora-state-reset``, ``--sst-steps``, ``--sst-warmup``, ``--sst-vector-lr-scale``,
+``--sst-vector-lr-rule``, ``--sst-state-reset`` and ``--sst-iterations-per-round`` (default: the
+library's defaults);
 when a folder contains several variants, a second table lists their mean validation metric, the basis for
 choosing them.
 
@@ -27,6 +28,7 @@ import statistics
 from pathlib import Path
 
 from hypersst.tasks.hgnn import (
+    SST_ITERATIONS_PER_ROUND,
     SST_STATE_RESET,
     SST_STEPS_PER_ITERATION,
     SST_VECTOR_LR_RULE,
@@ -56,8 +58,8 @@ REFERENCE = {
 
 def _variant(run: dict) -> tuple | None:
     """Return a run's variant: ``(steps per iteration, warm-up steps, vector lr scale, vector lr rule,
-    state reset)`` for SST, ``(steps, warm-up, None, None, state reset)`` for ReLoRA*, None for full rank
-    and LoRA.
+    state reset, iterations per round)`` for SST, ``(steps, warm-up, None, None, state reset, None)`` for
+    ReLoRA*, None for full rank and LoRA. Iterations per round of None mean ``ceil(k / r)``.
 
     Runs recorded before the scale existed trained at scale 1, with the weight decay of the dense weights
     also applied to the vectors before each renormalization; runs recorded before the rule existed used
@@ -69,12 +71,13 @@ def _variant(run: dict) -> tuple | None:
     reset = sst.get("state_reset", "moments")
     steps, warmup = sst["steps_per_iteration"], sst["warmup_steps"]
     if run["method"] != "sst":
-        return steps, warmup, None, None, reset
-    return steps, warmup, sst.get("vector_lr_scale", 1.0), sst.get("vector_lr_rule", "uniform"), reset
+        return steps, warmup, None, None, reset, None
+    scale, rule = sst.get("vector_lr_scale", 1.0), sst.get("vector_lr_rule", "uniform")
+    return steps, warmup, scale, rule, reset, sst.get("iterations_per_round")
 
 
 def _variant_text(variant: tuple) -> str:
-    steps, warmup, scale, rule, reset = variant
+    steps, warmup, scale, rule, reset, per_round = variant
     text = f"{steps} steps"
     # Most variants warm up for a tenth of the iteration, so the label names only other warm-ups.
     if warmup != steps // 10:
@@ -83,6 +86,8 @@ def _variant_text(variant: tuple) -> str:
         text += f", vector lr × {scale:g}" + ("" if rule == "uniform" else f" ({rule} rule)")
     if reset == "restart":
         text += ", Adam restarted"
+    if per_round is not None:
+        text += f", re-SVD every {per_round} iterations"
     return text
 
 
@@ -99,8 +104,8 @@ def _load_runs(folder: Path) -> list[dict]:
 
 def _row_order(item: tuple) -> tuple:
     """Return the sort key of a validation-table row: method, then its variant with None made comparable."""
-    (method, (steps, warmup, scale, rule, reset)), _ = item
-    return method, steps, warmup, scale or 0, rule or "", reset
+    (method, (steps, warmup, scale, rule, reset, per_round)), _ = item
+    return method, steps, warmup, scale or 0, rule or "", reset, per_round or 0
 
 
 def _validation_table(runs: list[dict]) -> list[str]:
@@ -242,10 +247,17 @@ def main(argv=None) -> int:
         default=SST_VECTOR_LR_RULE,
         help=f"vector learning-rate rule of the SST runs in the main table (default: {SST_VECTOR_LR_RULE})",
     )
+    parser.add_argument(
+        "--sst-iterations-per-round",
+        type=int,
+        default=SST_ITERATIONS_PER_ROUND,
+        help="iterations per round of the SST runs in the main table (default: ceil(k / r) per layer)",
+    )
     args = parser.parse_args(argv)
+    sst_options = (args.sst_vector_lr_scale, args.sst_vector_lr_rule, args.sst_state_reset, args.sst_iterations_per_round)
     chosen = {
-        "relora": (args.relora_steps, args.relora_warmup, None, None, args.relora_state_reset),
-        "sst": (args.sst_steps, args.sst_warmup, args.sst_vector_lr_scale, args.sst_vector_lr_rule, args.sst_state_reset),
+        "relora": (args.relora_steps, args.relora_warmup, None, None, args.relora_state_reset, None),
+        "sst": (args.sst_steps, args.sst_warmup, *sst_options),
     }
     print("\n".join(report(folder, chosen) for folder in args.folders))
     return 0

@@ -127,6 +127,12 @@ def _add_run_arguments(parser: argparse.ArgumentParser, *, default_out: str) -> 
         "(default: restart)",
     )
     parser.add_argument(
+        "--sst-iterations-per-round",
+        type=_positive_int,
+        default=None,
+        help="SST iterations between two re-SVDs of a layer (default: ceil(k / r), k = min(in, out) of the layer)",
+    )
+    parser.add_argument(
         "--no-progress", action="store_true", help="hide the progress bars (hidden anyway when stderr is not a terminal)"
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
@@ -226,6 +232,7 @@ def _execute(args, *, methods, manifold, curvatures, command: str) -> int:
         config["sst_vector_lr_scale"] = hgnn.SST_VECTOR_LR_SCALE
     config["sst_vector_lr_rule"] = args.sst_vector_lr_rule or hgnn.SST_VECTOR_LR_RULE
     config["sst_state_reset"] = args.sst_state_reset or hgnn.SST_STATE_RESET
+    config["sst_iterations_per_round"] = args.sst_iterations_per_round or hgnn.SST_ITERATIONS_PER_ROUND
     logger.info("config: %s", json.dumps(config, sort_keys=True))
     out = _prepare_out(Path(args.out))
 
@@ -269,6 +276,7 @@ def _execute(args, *, methods, manifold, curvatures, command: str) -> int:
             sst_vector_lr_scale=config["sst_vector_lr_scale"],
             sst_vector_lr_rule=config["sst_vector_lr_rule"],
             sst_state_reset=config["sst_state_reset"],
+            sst_iterations_per_round=config["sst_iterations_per_round"],
             dtype=dtype,
             progress=not args.no_progress,
         )

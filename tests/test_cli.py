@@ -60,6 +60,14 @@ def test_state_reset_option_reaches_runs(tmp_path):
     assert [(run["method"], run["sst"]["state_reset"]) for run in payload["runs"]] == [("sst", "restart"), ("relora", "restart")]
 
 
+def test_iterations_per_round_option_reaches_runs(tmp_path):
+    argv = ["hgnn", "--seeds", "1", "--epochs", "3", "--method", "sst", "--rank", "2", "--out", str(tmp_path)]
+    assert main(argv + ["--sst-iterations-per-round", "3", "--no-progress", "-q"]) == 0
+    payload = json.loads((tmp_path / "results.json").read_text())
+    assert payload["config"]["sst_iterations_per_round"] == 3
+    assert [run["sst"]["iterations_per_round"] for run in payload["runs"]] == [3]
+
+
 def test_help_shows_library_defaults(capsys):
     from hypersst.tasks import hgnn
 
@@ -70,6 +78,7 @@ def test_help_shows_library_defaults(capsys):
     assert f"per-dataset one (default: {hgnn.SST_VECTOR_LR_SCALE:g})" in text
     assert f"sqrt(hidden width / n) (default: {hgnn.SST_VECTOR_LR_RULE})" in text
     assert f"Adam restarts exactly (default: {hgnn.SST_STATE_RESET})" in text
+    assert "re-SVDs of a layer (default: ceil(k / r), k = min(in, out) of the layer)" in text
     assert "--sst-state-reset {" + ",".join(hgnn.STATE_RESETS) + "}" in text
 
 
@@ -107,6 +116,7 @@ def test_curvature_sweep_writes_plot(tmp_path, manifold, curvatures):
         (["hgnn", "--curvature", "-1"], "must be positive"),
         (["hgnn", "--sst-vector-lr-scale", "0"], "--sst-vector-lr-scale: expected a positive finite number, got 0"),
         (["hgnn", "--sst-vector-lr-scale", "fast"], "expected a positive number, got 'fast'"),
+        (["hgnn", "--sst-iterations-per-round", "0"], "--sst-iterations-per-round: expected a positive integer, got 0"),
         (["curvature", "--manifold", "poincare", "--curvatures", "0.5"], "must all be <= 0"),
         (["curvature", "--manifold", "lorentz", "--curvatures", "0"], "must all be positive"),
     ],

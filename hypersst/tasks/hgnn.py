@@ -75,6 +75,7 @@ __all__ = [
     "MANIFOLDS",
     "METHODS",
     "RELORA_WARMUP_STEPS",
+    "SST_ITERATIONS_PER_ROUND",
     "SST_STATE_RESET",
     "SST_STEPS_PER_ITERATION",
     "SST_VECTOR_LR_RULE",
@@ -123,6 +124,9 @@ SST_VECTOR_LR_RULE = "width"
 
 SST_STATE_RESET = "restart"
 """Default optimizer-state reset of SST and ReLoRA* (``SSTConfig.state_reset``)."""
+
+SST_ITERATIONS_PER_ROUND = None
+"""Default SST iterations between two re-SVDs (``SSTConfig.iterations_per_round``); None means ``ceil(k / r)``."""
 
 
 @dataclass(frozen=True)
@@ -232,6 +236,7 @@ def default_sst_config(
     steps_per_iteration: int = SST_STEPS_PER_ITERATION,
     warmup_steps: int = SST_WARMUP_STEPS,
     state_reset: str = SST_STATE_RESET,
+    iterations_per_round: int | None = SST_ITERATIONS_PER_ROUND,
 ):
     """Return the :class:`hypersst.SSTConfig` used for full-batch GNN training.
 
@@ -243,14 +248,21 @@ def default_sst_config(
             passes :data:`RELORA_WARMUP_STEPS` for ReLoRA*.
         state_reset: ``"moments"`` or ``"restart"`` (default: :data:`SST_STATE_RESET`); see
             :class:`hypersst.SSTConfig`.
+        iterations_per_round: SST iterations between two re-SVDs, or None for ``ceil(k / r)`` per layer
+            (default: :data:`SST_ITERATIONS_PER_ROUND`).
 
     Returns:
-        An ``SSTConfig`` with ``iterations_per_round=None`` (``ceil(k / r)`` per layer).
+        The ``SSTConfig``.
     """
     from hypersst.config import SSTConfig
 
     return SSTConfig(
-        rank=rank, steps_per_iteration=steps_per_iteration, warmup_steps=warmup_steps, seed=seed, state_reset=state_reset
+        rank=rank,
+        steps_per_iteration=steps_per_iteration,
+        iterations_per_round=iterations_per_round,
+        warmup_steps=warmup_steps,
+        seed=seed,
+        state_reset=state_reset,
     )
 
 
@@ -497,6 +509,7 @@ def run_hgnn(
     sst_vector_lr_scale: float = SST_VECTOR_LR_SCALE,
     sst_vector_lr_rule: str = SST_VECTOR_LR_RULE,
     sst_state_reset: str = SST_STATE_RESET,
+    sst_iterations_per_round: int | None = SST_ITERATIONS_PER_ROUND,
     dtype: torch.dtype = torch.float32,
     progress: bool = False,
 ) -> dict:
@@ -523,6 +536,8 @@ def run_hgnn(
             the vector's length (see :func:`build_optimizer`); used by ``"sst"`` only.
         sst_state_reset: ``"moments"`` or ``"restart"``, the optimizer-state reset of SST and ReLoRA*
             (see :class:`hypersst.SSTConfig`).
+        sst_iterations_per_round: SST iterations between two re-SVDs, or None for ``ceil(k / r)`` per
+            layer; used by ``"sst"`` only.
         dtype: floating dtype of the model and features.
         progress: show a tqdm progress bar on stderr; tqdm hides it anyway when stderr is not a terminal.
 
@@ -564,7 +579,12 @@ def run_hgnn(
         if sst_warmup_steps is None:
             sst_warmup_steps = WARMUP_STEPS[method]
         sst_config = default_sst_config(
-            rank, seed, steps_per_iteration=sst_steps_per_iteration, warmup_steps=sst_warmup_steps, state_reset=sst_state_reset
+            rank,
+            seed,
+            steps_per_iteration=sst_steps_per_iteration,
+            warmup_steps=sst_warmup_steps,
+            state_reset=sst_state_reset,
+            iterations_per_round=sst_iterations_per_round if method == "sst" else None,
         )
         if method == "sst":
             linear_options = {"gradient": sst_config.gradient, "vector_geometry": sst_config.vector_geometry}

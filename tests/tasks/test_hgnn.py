@@ -9,6 +9,7 @@ from hypersst.tasks.hgnn import (
     HGNN_HYPERPARAMETERS,
     HGNNHyperparameters,
     RELORA_WARMUP_STEPS,
+    SST_ITERATIONS_PER_ROUND,
     SST_STATE_RESET,
     SST_STEPS_PER_ITERATION,
     SST_VECTOR_LR_RULE,
@@ -221,6 +222,34 @@ def test_state_reset_changes_training(synthetic_nc, method):
     assert losses["moments"][21:] != losses["restart"][21:]
     default = run_hgnn("synthetic", "nc", method, 2, seed=0, data=synthetic_nc, epochs=2)
     assert default["sst"]["state_reset"] == SST_STATE_RESET
+
+
+def test_iterations_per_round_sets_sst_resvd_period(synthetic_nc):
+    # With a re-SVD after every iteration, the first one comes after step 20 instead of step 160.
+    runs = {
+        per_round: run_hgnn("synthetic", "nc", "sst", 2, seed=0, data=synthetic_nc, epochs=45, sst_iterations_per_round=per_round)
+        for per_round in (1, None)
+    }
+    assert [runs[per_round]["sst"]["iterations_per_round"] for per_round in (1, None)] == [1, None]
+    losses = {per_round: run["history"]["train_loss"] for per_round, run in runs.items()}
+    assert losses[1][:20] == losses[None][:20]
+    assert losses[1][21:] != losses[None][21:]
+    default = run_hgnn("synthetic", "nc", "sst", 2, seed=0, data=synthetic_nc, epochs=2)
+    assert default["sst"]["iterations_per_round"] == SST_ITERATIONS_PER_ROUND
+
+
+def test_iterations_per_round_leaves_relora_alone(synthetic_nc):
+    runs = [
+        run_hgnn("synthetic", "nc", "relora", 2, seed=0, data=synthetic_nc, epochs=45, sst_iterations_per_round=per_round)
+        for per_round in (1, None)
+    ]
+    assert runs[0]["sst"]["iterations_per_round"] is None
+    assert runs[0]["history"]["train_loss"] == runs[1]["history"]["train_loss"]
+
+
+def test_iterations_per_round_rejects_zero(synthetic_nc):
+    with pytest.raises(ValueError, match="SSTConfig.iterations_per_round must be >= 1, got 0"):
+        run_hgnn("synthetic", "nc", "sst", 2, seed=0, data=synthetic_nc, epochs=2, sst_iterations_per_round=0)
 
 
 def test_state_reset_rejects_unknown(synthetic_nc):
