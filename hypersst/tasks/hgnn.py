@@ -38,8 +38,9 @@ iteration and, at 20 steps, with both resets and with 2 and 10 warm-up steps. SS
 20 steps at uniform vector scales 1, 0.3, 0.1 and 0.03, at the width rule with scale 0.1, and
 with 100 steps at uniform scales 1 and 0.3, all with the ``"moments"`` reset. With the
 ``"restart"`` reset and the width rule it was tried at 20 steps with 2 warm-up steps (scales
-0.3, 0.5, 1, 1.5 and 3) and with 10 (scales 0.5 and 1). It was also tried at 40 steps with 10
-warm-up steps at scale 1. A restarted Adam moves every coordinate by about the learning rate in
+0.3, 0.5, 1, 1.5 and 3) and with 10 (scales 0.5 and 1). At scale 1 with 10 warm-up steps it was
+also tried at 40 steps, with a re-SVD every 2 iterations instead of ``ceil(k / r)``, and at 10
+steps with 5 warm-up steps. A restarted Adam moves every coordinate by about the learning rate in
 its first steps. With 2 warm-up steps, the first step on new vectors therefore raised Airport
 NC's training loss in each iteration, which the 10-step warm-up avoids.
 
