@@ -86,22 +86,30 @@ def main(argv=None) -> int:
     # run_hgnn builds its scheduler from this module attribute when it runs.
     hypersst.schedule.SSTScheduler = DriftRecorder
     DriftRecorder.skip = args.skip
-    print("| iterations per round | layer | re-SVDs measured | largest cos, U | largest cos, Vh | S relative error |")
-    print("|---|---|---|---|---|---|")
+    lines = []
     for text in args.iterations_per_round:
         per_round = None if text == "auto" else int(text)
         DriftRecorder.records = []
-        run_hgnn(
-            args.dataset, args.task, "sst", 2, args.seed, data_root=args.data_root, epochs=args.epochs, sst_iterations_per_round=per_round
-        )
+        try:
+            run = run_hgnn(
+                args.dataset, args.task, "sst", 2, args.seed, data_root=args.data_root, epochs=args.epochs, sst_iterations_per_round=per_round
+            )
+        except ValueError as error:
+            raise SystemExit(str(error)) from error
         by_layer: dict[str, list[tuple[float, float, float]]] = {}
         for name, values in DriftRecorder.records:
             by_layer.setdefault(name, []).append(values)
         if not by_layer:
-            raise SystemExit(f"no re-SVD after step {args.skip} in {args.epochs} epochs; raise --epochs or lower --skip")
+            raise SystemExit(
+                f"no re-SVD from step {args.skip} on: the run stopped after {run['epochs_run']} epochs (early stopping "
+                "or --epochs); lower --skip, or raise --epochs if the run reached it"
+            )
         for name, rows in by_layer.items():
             means = [statistics.mean(row[index] for row in rows) for index in range(3)]
-            print(f"| {text} | {name} | {len(rows)} | " + " | ".join(f"{mean:.3f}" for mean in means) + " |")
+            lines.append(f"| {text} | {name} | {len(rows)} | " + " | ".join(f"{mean:.3f}" for mean in means) + " |")
+    print("| iterations per round | layer | re-SVDs measured | largest cos, U | largest cos, Vh | S relative error |")
+    print("|---|---|---|---|---|---|")
+    print("\n".join(lines))
     return 0
 
 
