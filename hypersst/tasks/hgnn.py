@@ -127,7 +127,7 @@ SST_STATE_RESET = "restart"
 """Default optimizer-state reset of SST and ReLoRA* (``SSTConfig.state_reset``)."""
 
 SST_ITERATIONS_PER_ROUND = None
-"""Default SST iterations between two re-SVDs (``SSTConfig.iterations_per_round``); None means ``ceil(k / r)``."""
+"""Default SST iterations between two re-SVDs (``SSTConfig.iterations_per_round``). None means ``ceil(k / r)`` per layer."""
 
 
 @dataclass(frozen=True)
