@@ -27,10 +27,9 @@ from hypersst.schedule import SSTScheduler
 from hypersst.spectral import SSTLinear
 
 
-def _largest_cosine(vectors: torch.Tensor) -> float:
-    """Return the largest ``|cos|`` between two distinct rows of ``vectors``."""
-    unit = vectors / vectors.norm(dim=1, keepdim=True)
-    cosines = (unit @ unit.T).abs()
+def _largest_cosine(unit_rows: torch.Tensor) -> float:
+    """Return the largest ``|cos|`` between two distinct rows of ``unit_rows``, whose rows have unit norm."""
+    cosines = (unit_rows @ unit_rows.T).abs()
     cosines.fill_diagonal_(0.0)
     return float(cosines.max())
 

@@ -225,7 +225,8 @@ def test_state_reset_changes_training(synthetic_nc, method):
 
 
 def test_iterations_per_round_sets_sst_resvd_period(synthetic_nc):
-    # With a re-SVD after every iteration, the first one comes after step 20 instead of step 160.
+    # The first layer has k = 9, so by default its first re-SVD comes after 5 iterations (step 100).
+    # With one iteration per round it comes after step 20.
     runs = {
         per_round: run_hgnn("synthetic", "nc", "sst", 2, seed=0, data=synthetic_nc, epochs=45, sst_iterations_per_round=per_round)
         for per_round in (1, None)
