@@ -16,6 +16,11 @@ Gap closed compares SST with the best low-rank baseline at the same rank:
 
 computed on the mean test metric over seeds. It is undefined (NaN, shown as "n/a" with a
 note) when a needed method did not run or when full and the best baseline are equal.
+
+Both differences of the ratio come with their standard error over seeds,
+``sqrt(sd_a**2 / n_a + sd_b**2 / n_b)``. When the denominator is below twice its standard error, the
+seeds do not resolve the gap, and small changes of the means swing the ratio widely. The table marks
+such values.
 """
 
 from __future__ import annotations
@@ -165,6 +170,21 @@ def _test_mean(row: dict | None, metric: str) -> float | None:
     return None if row is None else row["test"][metric]["mean"]
 
 
+def _difference(row: dict | None, other: dict | None, metric: str) -> tuple[float | None, float | None]:
+    """Return ``mean(row) - mean(other)`` and its standard error, or None where they are unknown.
+
+    The standard error is None when either side ran a single seed, since its spread is then unknown.
+    """
+    if row is None or other is None:
+        return None, None
+    first, second = row["test"][metric], other["test"][metric]
+    difference = first["mean"] - second["mean"]
+    if first["std"] is None or second["std"] is None:
+        return difference, None
+    variance = first["std"] ** 2 / len(row["seeds"]) + second["std"] ** 2 / len(other["seeds"])
+    return difference, math.sqrt(variance)
+
+
 def compute_gaps(summary: Sequence[dict]) -> list[dict]:
     """Compute the gap closed for every setting and rank that has an SST row.
 
@@ -175,7 +195,11 @@ def compute_gaps(summary: Sequence[dict]) -> list[dict]:
 
     Returns:
         One dict per (setting, rank) with the setting keys, ``rank``, ``metric``,
-        ``value`` (NaN when undefined), ``note`` and ``best_baseline``.
+        ``value`` (NaN when undefined), ``note`` and ``best_baseline``. When a best baseline
+        exists, it also has the ratio's two differences of mean test metrics and their standard
+        errors over seeds: ``full_minus_baseline`` and ``full_minus_baseline_se``,
+        ``sst_minus_baseline`` and ``sst_minus_baseline_se`` (None where unknown), and ``resolved``:
+        whether ``full_minus_baseline`` exceeds twice its standard error (None when that is unknown).
     """
     by_setting: dict[tuple, list[dict]] = {}
     for row in summary:
@@ -197,6 +221,17 @@ def compute_gaps(summary: Sequence[dict]) -> list[dict]:
                 )
                 gap = dict(zip(_SETTING_KEYS, setting))
                 gap.update(rank=rank, metric=metric, value=result.value, note=result.note, best_baseline=result.best_baseline)
+                if result.best_baseline is not None:
+                    baseline = at_rank[result.best_baseline]
+                    denominator, denominator_se = _difference(full, baseline, metric)
+                    numerator, numerator_se = _difference(at_rank.get("sst"), baseline, metric)
+                    gap.update(
+                        full_minus_baseline=denominator,
+                        full_minus_baseline_se=denominator_se,
+                        sst_minus_baseline=numerator,
+                        sst_minus_baseline_se=numerator_se,
+                        resolved=None if denominator_se is None else denominator > 2 * denominator_se,
+                    )
                 gaps.append(gap)
     return gaps
 
@@ -206,6 +241,27 @@ def _format_mean_std(entry: dict) -> str:
     if entry["std"] is None:
         return text + " ± n/a"
     return text + f" ± {100 * entry['std']:.2f}"
+
+
+def _format_points(difference: float, standard_error: float | None) -> str:
+    text = f"{100 * difference:+.2f}"
+    return text if standard_error is None else text + f" ± {100 * standard_error:.2f}"
+
+
+def _format_differences(gap: dict) -> str:
+    """Describe the ratio's two differences in points, with the standard errors where known."""
+    if gap.get("full_minus_baseline") is None or gap.get("sst_minus_baseline") is None:
+        return ""
+    baseline = gap["best_baseline"]
+    text = (
+        f"; sst - {baseline} {_format_points(gap['sst_minus_baseline'], gap['sst_minus_baseline_se'])}, "
+        f"full - {baseline} {_format_points(gap['full_minus_baseline'], gap['full_minus_baseline_se'])} points"
+    )
+    if gap["full_minus_baseline_se"] is not None:
+        text += " (± standard error)"
+    if gap["resolved"] is False:
+        text += "; full - " + baseline + " is under twice its standard error, so these seeds do not resolve the gap"
+    return text
 
 
 def format_table(summary: Sequence[dict], gaps: Sequence[dict] = ()) -> str:
@@ -240,7 +296,7 @@ def format_table(summary: Sequence[dict], gaps: Sequence[dict] = ()) -> str:
             curvature = "" if gap["curvature"] is None else f" curvature {gap['curvature']:g}"
             where = f"{gap['dataset']} {gap['task']} {gap['manifold']}{curvature} rank {gap['rank']} {gap['metric']}"
             note = f" ({gap['note']})" if gap["note"] else ""
-            text.append(f"  {where}: {value}{note}")
+            text.append(f"  {where}: {value}{note}{_format_differences(gap)}")
 
     stalled = [row for row in summary if 0 in row.get("best_epochs", ())]
     if stalled:

@@ -127,6 +127,52 @@ def test_compute_gaps_per_rank():
     assert gaps[1]["value"] == pytest.approx(0.0)
 
 
+def _three_seeds(method, rank, values):
+    return [make_record(method, rank, seed, value) for seed, value in enumerate(values)]
+
+
+def test_gaps_report_difference_standard_errors():
+    records = (
+        _three_seeds("full", None, [0.80, 0.82, 0.84])
+        + _three_seeds("lora", 2, [0.70, 0.71, 0.72])
+        + _three_seeds("sst", 2, [0.74, 0.77, 0.80])
+    )
+    (gap,) = compute_gaps(summarize(records))
+    assert gap["full_minus_baseline"] == pytest.approx(0.11)
+    assert gap["full_minus_baseline_se"] == pytest.approx(math.sqrt((0.02**2 + 0.01**2) / 3))
+    assert gap["sst_minus_baseline"] == pytest.approx(0.06)
+    assert gap["sst_minus_baseline_se"] == pytest.approx(math.sqrt((0.03**2 + 0.01**2) / 3))
+    assert gap["resolved"] is True
+
+
+def test_gaps_flag_unresolved_denominator():
+    records = (
+        _three_seeds("full", None, [0.79, 0.81, 0.83])
+        + _three_seeds("relora", 2, [0.77, 0.80, 0.83])
+        + _three_seeds("sst", 2, [0.76, 0.79, 0.79])
+    )
+    summary = summarize(records)
+    (gap,) = compute_gaps(summary)
+    # full - relora = 0.01 against a standard error of sqrt((0.02**2 + 0.03**2) / 3) = 0.0208.
+    assert gap["full_minus_baseline"] == pytest.approx(0.01)
+    assert gap["resolved"] is False
+    assert gap["value"] == pytest.approx(-2.0)
+    line = next(line for line in format_table(summary, [gap]).splitlines() if "rank 2 f1" in line)
+    assert "sst - relora -2.00 ± 2.00, full - relora +1.00 ± 2.08 points" in line
+    assert "these seeds do not resolve the gap" in line
+
+
+def test_single_seed_gap_lacks_standard_error():
+    records = [make_record("full", None, 0, 0.9), make_record("lora", 2, 0, 0.6), make_record("sst", 2, 0, 0.75)]
+    summary = summarize(records)
+    (gap,) = compute_gaps(summary)
+    assert gap["full_minus_baseline_se"] is None
+    assert gap["resolved"] is None
+    text = format_table(summary, [gap])
+    assert "sst - lora +15.00, full - lora +30.00 points" in text
+    assert "standard error" not in text
+
+
 def test_compute_gaps_lp_metrics_and_missing_full():
     records = [make_record("lora", 2, 0, 0.8, task="lp"), make_record("sst", 2, 0, 0.85, task="lp")]
     gaps = compute_gaps(summarize(records))
