@@ -140,6 +140,12 @@ def report(folder: Path, chosen: dict[str, tuple]) -> str:
     all_runs = _load_runs(folder)
     if not all_runs:
         raise SystemExit(f"no results.json found below {folder}")
+    patiences = sorted({run["hyperparameters"]["patience"] for run in all_runs if "hyperparameters" in run})
+    if len(patiences) > 1:
+        raise SystemExit(
+            f"the runs below {folder} used different early-stopping patience values {patiences}; "
+            "report each patience from its own folder"
+        )
     protocol = all_runs[0]["protocol"]
     # Full rank and LoRA have no variant, and chosen.get gives None for them too.
     runs = [run for run in all_runs if _variant(run) == chosen.get(run["method"])]

@@ -82,6 +82,12 @@ def _add_run_arguments(parser: argparse.ArgumentParser, *, default_out: str) -> 
         "--epochs", type=_positive_int, default=None, help="maximum epochs, overriding the per-dataset default (5000 for real data)"
     )
     parser.add_argument(
+        "--patience",
+        type=_positive_int,
+        default=None,
+        help="epochs without a validation improvement that stop a run, for every method (default: per data set, 500 for real data)",
+    )
+    parser.add_argument(
         "--protocol",
         choices=("clean", "hgcn"),
         default="clean",
@@ -271,6 +277,7 @@ def _execute(args, *, methods, manifold, curvatures, command: str) -> int:
             manifold=manifold,
             curvature=spec["curvature"],
             epochs=args.epochs,
+            patience=args.patience,
             sst_steps_per_iteration=config["sst_steps"],
             sst_warmup_steps=args.sst_warmup,
             sst_vector_lr_scale=config["sst_vector_lr_scale"],

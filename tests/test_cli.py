@@ -284,3 +284,16 @@ def test_identity_features_print_note(tmp_path, capsys):
     code = main([*argv, "--data-root", str(DATA_ROOT), "--out", str(tmp_path), "--no-progress", "-q"])
     assert code == 0
     assert "identity features, not comparable with published numbers" in capsys.readouterr().out
+
+
+def test_hgnn_patience_reaches_the_runs(tmp_path):
+    argv = ["hgnn", "--method", "full", "--seeds", "1", "--epochs", "40", "--patience", "3", "--out", str(tmp_path), "-q"]
+    assert main(argv) == 0
+    (run,) = json.loads((tmp_path / "results.json").read_text())["runs"]
+    assert run["hyperparameters"]["patience"] == 3
+
+
+def test_hgnn_rejects_zero_patience(capsys):
+    code = main(["hgnn", "--patience", "0"])
+    assert code == 2
+    assert "--patience: expected a positive integer, got 0" in capsys.readouterr().err

@@ -504,6 +504,7 @@ def run_hgnn(
     manifold: str = "lorentz",
     curvature: float | None = None,
     epochs: int | None = None,
+    patience: int | None = None,
     hyperparameters: HGNNHyperparameters | None = None,
     sst_steps_per_iteration: int = SST_STEPS_PER_ITERATION,
     sst_warmup_steps: int | None = None,
@@ -527,6 +528,8 @@ def run_hgnn(
         manifold: ``"lorentz"`` (HyboNet) or ``"poincare"`` (the Poincaré/Euclidean variant).
         curvature: Lorentz ``k > 0`` (default 1) or Poincaré ``kappa <= 0`` (default -1).
         epochs: maximum number of epochs; overrides the table, and ``min_epochs`` is lowered to it.
+        patience: epochs without a validation improvement that end training; overrides the table
+            (500 for the real data sets). It applies to every method alike.
         hyperparameters: overrides the table entry of ``(dataset, task)``.
         sst_steps_per_iteration: steps per SST / ReLoRA* iteration.
         sst_warmup_steps: warm-up steps per iteration, or None for the method's default
@@ -568,6 +571,10 @@ def run_hgnn(
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise ValueError(f"epochs must be a positive int, got {epochs!r}")
         hp = replace(hp, max_epochs=epochs, min_epochs=min(hp.min_epochs, epochs))
+    if patience is not None:
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
+            raise ValueError(f"patience must be a positive int, got {patience!r}; pass None for the per-dataset default")
+        hp = replace(hp, patience=patience)
     geometry = _build_manifold(manifold, curvature)
     if data is None:
         data = load_graph(dataset, task, protocol=protocol, features=features, data_root=data_root, split_seed=split_seed)

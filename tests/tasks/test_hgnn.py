@@ -370,3 +370,15 @@ def test_load_graph_errors():
         load_graph("cora", "nc", protocol="planetoid")
     with pytest.raises(ValueError, match="features must be one of"):
         load_graph("cora", "nc", features="random")
+
+
+def test_patience_override_stops_early(synthetic_nc):
+    record = run_hgnn("synthetic", "nc", "full", None, seed=0, data=synthetic_nc, epochs=200, patience=1)
+    assert record["hyperparameters"]["patience"] == 1
+    assert record["epochs_run"] < 200
+
+
+@pytest.mark.parametrize("patience", [0, 2.5, True])
+def test_patience_rejects_invalid_values(synthetic_nc, patience):
+    with pytest.raises(ValueError, match="patience must be a positive int"):
+        run_hgnn("synthetic", "nc", "full", None, seed=0, data=synthetic_nc, epochs=2, patience=patience)
