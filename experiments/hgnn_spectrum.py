@@ -21,6 +21,7 @@ import torch
 
 import hypersst.tasks.hgnn as hgnn
 from hypersst.nn.lorentz import LorentzLinear
+from hypersst.tasks.reporting import TEST_METRICS
 
 
 def layer_spectra(model: torch.nn.Module) -> list[tuple[str, tuple[int, int], list[float]]]:
@@ -49,12 +50,12 @@ def main(argv=None) -> int:
     parser.add_argument("--data-root", default=os.environ.get("HYPERSST_DATA"), help="HGCN data folder (default: $HYPERSST_DATA)")
     args = parser.parse_args(argv)
 
-    built = []
+    built_models = []
     build_model = hgnn.build_model
 
     def recording_build_model(*positional, **keywords):
         model = build_model(*positional, **keywords)
-        built.append(model)
+        built_models.append(model)
         return model
 
     # run_hgnn calls the module attribute build_model, so replacing it records each model that a run builds.
@@ -62,7 +63,7 @@ def main(argv=None) -> int:
     print("| method | layer | shape | epochs run | test metric | within 4x | largest singular values |")
     print("|---|---|---|---|---|---|---|")
     for method in args.methods:
-        built.clear()
+        built_models.clear()
         try:
             run = hgnn.run_hgnn(
                 args.dataset,
@@ -77,8 +78,8 @@ def main(argv=None) -> int:
             )
         except (ValueError, FileNotFoundError) as error:
             raise SystemExit(str(error)) from error
-        metric = "f1" if args.task == "nc" else "roc_auc"
-        for name, shape, values in layer_spectra(built[-1]):
+        metric = TEST_METRICS[args.task][0]
+        for name, shape, values in layer_spectra(built_models[-1]):
             within = sum(value >= values[0] / 4 for value in values)
             largest = ", ".join(f"{value:.2f}" for value in values[: args.top])
             print(

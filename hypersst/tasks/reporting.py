@@ -260,7 +260,7 @@ def _format_differences(gap: dict) -> str:
     if gap["full_minus_baseline_se"] is not None:
         text += " (± standard error)"
     if gap["resolved"] is False:
-        text += "; full - " + baseline + " is under twice its standard error, so these seeds do not resolve the gap"
+        text += f"; full - {baseline} is under twice its standard error, so these seeds do not resolve the gap"
     return text
 
 
