@@ -6,11 +6,12 @@ average next to the averages reported for SST (node classification 73.7 %, link 
 for full rank, the comparison with HyboNet's released code and the seconds per epoch.
 
 ReLoRA* and SST runs are grouped by variant: the iteration length and warm-up, the optimizer-state
-reset, and for SST the learning-rate scale and rule of its singular vectors and the iterations per
-round. The main table uses the variants given by ``--relora-steps``, ``--relora-warmup``,
-``--relora-state-reset``, ``--sst-steps``, ``--sst-warmup``, ``--sst-vector-lr-scale``,
-``--sst-vector-lr-rule``, ``--sst-state-reset`` and ``--sst-iterations-per-round`` (default: the
-library's defaults);
+reset, and for SST the learning-rate scale and rule of its singular vectors, the iterations per
+round, the vector gradient and the sampling rule. The main table uses the variants given by
+``--relora-steps``, ``--relora-warmup``, ``--relora-state-reset``, ``--sst-steps``, ``--sst-warmup``,
+``--sst-vector-lr-scale``, ``--sst-vector-lr-rule``, ``--sst-state-reset``,
+``--sst-iterations-per-round``, ``--sst-gradient`` and ``--sst-sampling`` (default: the library's
+defaults);
 when a folder contains several variants, a second table lists their mean validation metric, the basis for
 choosing them.
 
@@ -28,6 +29,8 @@ import statistics
 from pathlib import Path
 
 from hypersst.tasks.hgnn import (
+    GRADIENTS,
+    SAMPLINGS,
     SST_ITERATIONS_PER_ROUND,
     SST_STATE_RESET,
     SST_STEPS_PER_ITERATION,
@@ -58,8 +61,9 @@ REFERENCE = {
 
 def _variant(run: dict) -> tuple | None:
     """Return a run's variant: ``(steps per iteration, warm-up steps, vector lr scale, vector lr rule,
-    state reset, iterations per round)`` for SST, ``(steps, warm-up, None, None, state reset, None)`` for
-    ReLoRA*, None for full rank and LoRA. Iterations per round of None mean ``ceil(k / r)``.
+    state reset, iterations per round, vector gradient, sampling rule)`` for SST, ``(steps, warm-up,
+    None, None, state reset, None, None, None)`` for ReLoRA*, None for full rank and LoRA. Iterations per
+    round of None mean ``ceil(k / r)``.
 
     Runs recorded before the scale existed trained at scale 1, with the weight decay of the dense weights
     also applied to the vectors before each renormalization; runs recorded before the rule existed used
@@ -71,13 +75,13 @@ def _variant(run: dict) -> tuple | None:
     reset = sst.get("state_reset", "moments")
     steps, warmup = sst["steps_per_iteration"], sst["warmup_steps"]
     if run["method"] != "sst":
-        return steps, warmup, None, None, reset, None
+        return steps, warmup, None, None, reset, None, None, None
     scale, rule = sst.get("vector_lr_scale", 1.0), sst.get("vector_lr_rule", "uniform")
-    return steps, warmup, scale, rule, reset, sst.get("iterations_per_round")
+    return steps, warmup, scale, rule, reset, sst.get("iterations_per_round"), sst.get("gradient", "enhanced"), sst.get("sampling", "mixed")
 
 
 def _variant_text(variant: tuple) -> str:
-    steps, warmup, scale, rule, reset, per_round = variant
+    steps, warmup, scale, rule, reset, per_round, gradient, sampling = variant
     text = f"{steps} steps"
     # Most variants warm up for a tenth of the iteration, so the label names only other warm-ups.
     if warmup != steps // 10:
@@ -88,6 +92,10 @@ def _variant_text(variant: tuple) -> str:
         text += ", Adam restarted"
     if per_round is not None:
         text += f", re-SVD every {per_round} iterations"
+    if gradient not in (None, "enhanced"):
+        text += f", {gradient} gradient"
+    if sampling not in (None, "mixed"):
+        text += f", {sampling} sampling"
     return text
 
 
@@ -104,8 +112,8 @@ def _load_runs(folder: Path) -> list[dict]:
 
 def _row_order(item: tuple) -> tuple:
     """Return the sort key of a validation-table row: method, then its variant with None made comparable."""
-    (method, (steps, warmup, scale, rule, reset, per_round)), _ = item
-    return method, steps, warmup, scale or 0, rule or "", reset, per_round or 0
+    (method, (steps, warmup, scale, rule, reset, per_round, gradient, sampling)), _ = item
+    return method, steps, warmup, scale or 0, rule or "", reset, per_round or 0, gradient or "", sampling or ""
 
 
 def _validation_table(runs: list[dict]) -> list[str]:
@@ -273,10 +281,29 @@ def main(argv=None) -> int:
         default=SST_ITERATIONS_PER_ROUND,
         help="iterations per round of the SST runs in the main table (default: ceil(k / r) per layer)",
     )
+    parser.add_argument(
+        "--sst-gradient",
+        choices=GRADIENTS,
+        default="enhanced",
+        help="vector gradient of the SST runs in the main table (default: enhanced)",
+    )
+    parser.add_argument(
+        "--sst-sampling",
+        choices=SAMPLINGS,
+        default="mixed",
+        help="sampling rule of the SST runs in the main table (default: mixed)",
+    )
     args = parser.parse_args(argv)
-    sst_options = (args.sst_vector_lr_scale, args.sst_vector_lr_rule, args.sst_state_reset, args.sst_iterations_per_round)
+    sst_options = (
+        args.sst_vector_lr_scale,
+        args.sst_vector_lr_rule,
+        args.sst_state_reset,
+        args.sst_iterations_per_round,
+        args.sst_gradient,
+        args.sst_sampling,
+    )
     chosen = {
-        "relora": (args.relora_steps, args.relora_warmup, None, None, args.relora_state_reset, None),
+        "relora": (args.relora_steps, args.relora_warmup, None, None, args.relora_state_reset, None, None, None),
         "sst": (args.sst_steps, args.sst_warmup, *sst_options),
     }
     print("\n".join(report(folder, chosen) for folder in args.folders))

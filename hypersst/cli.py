@@ -139,6 +139,20 @@ def _add_run_arguments(parser: argparse.ArgumentParser, *, default_out: str) -> 
         help="SST iterations between two re-SVDs of a layer (default: ceil(k / r), k = min(in, out) of the layer)",
     )
     parser.add_argument(
+        "--sst-gradient",
+        choices=("enhanced", "default"),
+        default="enhanced",
+        help="gradient of SST's active singular vectors: 'enhanced' (G v_i, not scaled by s_i) or 'default' "
+        "(the true gradient, scaled by s_i) (default: enhanced)",
+    )
+    parser.add_argument(
+        "--sst-sampling",
+        choices=("mixed", "proportional"),
+        default="mixed",
+        help="how SST draws its active triplets: 'mixed' with probability (1/k + s_i / sum(s)) / 2, "
+        "'proportional' with probability s_i / sum(s) (default: mixed)",
+    )
+    parser.add_argument(
         "--no-progress", action="store_true", help="hide the progress bars (hidden anyway when stderr is not a terminal)"
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
@@ -284,6 +298,8 @@ def _execute(args, *, methods, manifold, curvatures, command: str) -> int:
             sst_vector_lr_rule=config["sst_vector_lr_rule"],
             sst_state_reset=config["sst_state_reset"],
             sst_iterations_per_round=config["sst_iterations_per_round"],
+            sst_gradient=args.sst_gradient,
+            sst_sampling=args.sst_sampling,
             dtype=dtype,
             progress=not args.no_progress,
         )

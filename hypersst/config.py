@@ -6,14 +6,20 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
-__all__ = ["STATE_RESETS", "SSTConfig"]
+__all__ = ["GRADIENTS", "SAMPLINGS", "STATE_RESETS", "SSTConfig"]
 
 STATE_RESETS = ("moments", "restart")
 """Values of :attr:`SSTConfig.state_reset`."""
 
+SAMPLINGS = ("mixed", "proportional")
+"""Values of :attr:`SSTConfig.sampling`."""
+
+GRADIENTS = ("enhanced", "default")
+"""Values of :attr:`SSTConfig.gradient`."""
+
 _CHOICES = {
-    "sampling": ("mixed", "proportional"),
-    "gradient": ("enhanced", "default"),
+    "sampling": SAMPLINGS,
+    "gradient": GRADIENTS,
     "vector_geometry": ("euclidean", "sphere"),
     "state_reset": STATE_RESETS,
 }

@@ -68,6 +68,15 @@ def test_iterations_per_round_option_reaches_runs(tmp_path):
     assert [run["sst"]["iterations_per_round"] for run in payload["runs"]] == [3]
 
 
+def test_gradient_sampling_options_reach_runs(tmp_path):
+    argv = ["hgnn", "--seeds", "1", "--epochs", "3", "--method", "sst", "relora", "--rank", "2", "--out", str(tmp_path)]
+    assert main(argv + ["--sst-gradient", "default", "--sst-sampling", "proportional", "--no-progress", "-q"]) == 0
+    payload = json.loads((tmp_path / "results.json").read_text())
+    assert (payload["config"]["sst_gradient"], payload["config"]["sst_sampling"]) == ("default", "proportional")
+    recorded = [(run["method"], run["sst"]["gradient"], run["sst"]["sampling"]) for run in payload["runs"]]
+    assert recorded == [("sst", "default", "proportional"), ("relora", "enhanced", "mixed")]
+
+
 def test_help_shows_library_defaults(capsys):
     from hypersst.tasks import hgnn
 
@@ -80,6 +89,10 @@ def test_help_shows_library_defaults(capsys):
     assert f"Adam restarts exactly (default: {hgnn.SST_STATE_RESET})" in text
     assert "re-SVDs of a layer (default: ceil(k / r), k = min(in, out) of the layer)" in text
     assert "--sst-state-reset {" + ",".join(hgnn.STATE_RESETS) + "}" in text
+    assert "--sst-gradient {" + ",".join(hgnn.GRADIENTS) + "}" in text
+    assert "--sst-sampling {" + ",".join(hgnn.SAMPLINGS) + "}" in text
+    assert "scaled by s_i) (default: enhanced)" in text
+    assert "probability s_i / sum(s) (default: mixed)" in text
 
 
 def test_hgnn_logs_config_and_seed(tmp_path, capsys):
@@ -117,6 +130,7 @@ def test_curvature_sweep_writes_plot(tmp_path, manifold, curvatures):
         (["hgnn", "--sst-vector-lr-scale", "0"], "--sst-vector-lr-scale: expected a positive finite number, got 0"),
         (["hgnn", "--sst-vector-lr-scale", "fast"], "expected a positive number, got 'fast'"),
         (["hgnn", "--sst-iterations-per-round", "0"], "--sst-iterations-per-round: expected a positive integer, got 0"),
+        (["hgnn", "--sst-gradient", "natural"], "invalid choice: 'natural'"),
         (["curvature", "--manifold", "poincare", "--curvatures", "0.5"], "must all be <= 0"),
         (["curvature", "--manifold", "lorentz", "--curvatures", "0"], "must all be positive"),
     ],

@@ -65,7 +65,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from hypersst.config import STATE_RESETS
+from hypersst.config import GRADIENTS, SAMPLINGS, STATE_RESETS
 from hypersst.tasks.metrics import EarlyStopping, lp_metrics, nc_metrics, selection_metric
 
 __all__ = [
@@ -82,6 +82,8 @@ __all__ = [
     "SST_VECTOR_LR_RULE",
     "SST_VECTOR_LR_SCALE",
     "SST_WARMUP_STEPS",
+    "GRADIENTS",
+    "SAMPLINGS",
     "STATE_RESETS",
     "TASKS",
     "VECTOR_LR_RULES",
@@ -238,6 +240,8 @@ def default_sst_config(
     warmup_steps: int = SST_WARMUP_STEPS,
     state_reset: str = SST_STATE_RESET,
     iterations_per_round: int | None = SST_ITERATIONS_PER_ROUND,
+    gradient: str = "enhanced",
+    sampling: str = "mixed",
 ):
     """Return the :class:`hypersst.SSTConfig` used for full-batch GNN training.
 
@@ -251,6 +255,10 @@ def default_sst_config(
             :class:`hypersst.SSTConfig`.
         iterations_per_round: SST iterations between two re-SVDs, or None for ``ceil(k / r)`` per layer
             (default: :data:`SST_ITERATIONS_PER_ROUND`).
+        gradient: ``"enhanced"`` or ``"default"``, the gradient of the active singular vectors (default:
+            ``"enhanced"``); see :class:`hypersst.SSTConfig`.
+        sampling: ``"mixed"`` or ``"proportional"``, how triplets are drawn (default: ``"mixed"``); see
+            :class:`hypersst.SSTConfig`.
 
     Returns:
         The ``SSTConfig``.
@@ -264,6 +272,8 @@ def default_sst_config(
         warmup_steps=warmup_steps,
         seed=seed,
         state_reset=state_reset,
+        gradient=gradient,
+        sampling=sampling,
     )
 
 
@@ -512,6 +522,8 @@ def run_hgnn(
     sst_vector_lr_rule: str = SST_VECTOR_LR_RULE,
     sst_state_reset: str = SST_STATE_RESET,
     sst_iterations_per_round: int | None = SST_ITERATIONS_PER_ROUND,
+    sst_gradient: str = "enhanced",
+    sst_sampling: str = "mixed",
     dtype: torch.dtype = torch.float32,
     progress: bool = False,
 ) -> dict:
@@ -542,6 +554,10 @@ def run_hgnn(
             (see :class:`hypersst.SSTConfig`).
         sst_iterations_per_round: SST iterations between two re-SVDs, or None for ``ceil(k / r)`` per
             layer; used by ``"sst"`` only.
+        sst_gradient: ``"enhanced"`` or ``"default"``, the gradient of SST's active singular vectors
+            (the SST paper's ablation of the enhanced gradient); used by ``"sst"`` only.
+        sst_sampling: ``"mixed"`` or ``"proportional"``, how SST draws its active triplets (see
+            :class:`hypersst.SSTConfig`); used by ``"sst"`` only.
         dtype: floating dtype of the model and features.
         progress: show a tqdm progress bar on stderr; tqdm hides it anyway when stderr is not a terminal.
 
@@ -558,6 +574,8 @@ def run_hgnn(
     """
     _check_choice(task, "task", TASKS)
     _check_choice(method, "method", METHODS)
+    _check_choice(sst_gradient, "sst_gradient", GRADIENTS)
+    _check_choice(sst_sampling, "sst_sampling", SAMPLINGS)
     if method == "full":
         if rank is not None:
             raise ValueError(f"method 'full' trains dense weights and takes no rank, got rank={rank}; pass rank=None")
@@ -593,6 +611,8 @@ def run_hgnn(
             warmup_steps=sst_warmup_steps,
             state_reset=sst_state_reset,
             iterations_per_round=sst_iterations_per_round if method == "sst" else None,
+            gradient=sst_gradient if method == "sst" else "enhanced",
+            sampling=sst_sampling if method == "sst" else "mixed",
         )
         if method == "sst":
             linear_options = {"gradient": sst_config.gradient, "vector_geometry": sst_config.vector_geometry}

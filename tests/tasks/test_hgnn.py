@@ -253,6 +253,28 @@ def test_iterations_per_round_rejects_zero(synthetic_nc):
         run_hgnn("synthetic", "nc", "sst", 2, seed=0, data=synthetic_nc, epochs=2, sst_iterations_per_round=0)
 
 
+@pytest.mark.parametrize(("option", "value"), [("sst_gradient", "default"), ("sst_sampling", "proportional")])
+def test_gradient_sampling_change_sst_only(synthetic_nc, option, value):
+    field = option.removeprefix("sst_")
+    changed = run_hgnn("synthetic", "nc", "sst", 2, seed=0, data=synthetic_nc, epochs=45, **{option: value})
+    default = run_hgnn("synthetic", "nc", "sst", 2, seed=0, data=synthetic_nc, epochs=45)
+    assert changed["sst"][field] == value
+    assert default["sst"][field] == {"gradient": "enhanced", "sampling": "mixed"}[field]
+    assert changed["history"]["train_loss"] != default["history"]["train_loss"]
+    relora = [
+        run_hgnn("synthetic", "nc", "relora", 2, seed=0, data=synthetic_nc, epochs=45, **kwargs)
+        for kwargs in ({option: value}, {})
+    ]
+    assert relora[0]["sst"][field] == relora[1]["sst"][field]
+    assert relora[0]["history"]["train_loss"] == relora[1]["history"]["train_loss"]
+
+
+@pytest.mark.parametrize(("option", "value"), [("sst_gradient", "natural"), ("sst_sampling", "uniform")])
+def test_gradient_sampling_reject_unknown(synthetic_nc, option, value):
+    with pytest.raises(ValueError, match=f"{option} must be one of .*, got '{value}'"):
+        run_hgnn("synthetic", "nc", "relora", 2, seed=0, data=synthetic_nc, epochs=2, **{option: value})
+
+
 def test_state_reset_rejects_unknown(synthetic_nc):
     with pytest.raises(ValueError, match="SSTConfig.state_reset must be one of"):
         run_hgnn("synthetic", "nc", "sst", 2, seed=0, data=synthetic_nc, epochs=2, sst_state_reset="none")
