@@ -93,7 +93,7 @@ def _variant_text(variant: tuple) -> str:
     if per_round is not None:
         text += f", re-SVD every {per_round} iterations"
     if gradient not in (None, "enhanced"):
-        text += f", {gradient} gradient"
+        text += ", true gradient" if gradient == "default" else f", {gradient} gradient"
     if sampling not in (None, "mixed"):
         text += f", {sampling} sampling"
     return text
@@ -167,6 +167,15 @@ def report(folder: Path, chosen: dict[str, tuple]) -> str:
         f"ReLoRA*: {_variant_text(chosen['relora'])} per iteration; SST: {_variant_text(chosen['sst'])}.",
         "",
     ]
+    for method in ("relora", "sst"):
+        found = any(run["method"] == method for run in all_runs)
+        if found and not any(run["method"] == method for run in runs):
+            lines += [
+                f"No {LABELS[method]} run below {folder} has that variant, so the {LABELS[method]} column is "
+                "empty. The validation table at the end lists the variants found; pass the options of one "
+                "of them.",
+                "",
+            ]
     lines.append("| setting | metric | full | LoRA | ReLoRA* | SST | full − best baseline | gap closed |")
     lines.append("|---|---|---|---|---|---|---|---|")
     gaps: dict[str, list[float]] = {"nc": [], "lp": []}
@@ -242,7 +251,12 @@ def report(folder: Path, chosen: dict[str, tuple]) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folders", nargs="+", type=Path, help="output folders of hgnn_benchmark.sh, one per protocol")
+    parser.add_argument(
+        "folders",
+        nargs="+",
+        type=Path,
+        help="folders searched recursively for the results.json files of `hypersst hgnn`, one folder per protocol",
+    )
     for method in ("relora", "sst"):
         parser.add_argument(
             f"--{method}-steps",

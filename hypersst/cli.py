@@ -142,15 +142,15 @@ def _add_run_arguments(parser: argparse.ArgumentParser, *, default_out: str) -> 
         "--sst-gradient",
         choices=("enhanced", "default"),
         default="enhanced",
-        help="gradient of SST's active singular vectors: 'enhanced' (G v_i, not scaled by s_i) or 'default' "
-        "(the true gradient, scaled by s_i) (default: enhanced)",
+        help="gradient of SST's active singular vectors: 'enhanced' (G v_i and G^T u_i, not scaled by s_i) or "
+        "'default' (the true gradient, s_i times those); ReLoRA* ignores it (default: enhanced)",
     )
     parser.add_argument(
         "--sst-sampling",
         choices=("mixed", "proportional"),
         default="mixed",
         help="how SST draws its active triplets: 'mixed' with probability (1/k + s_i / sum(s)) / 2, "
-        "'proportional' with probability s_i / sum(s) (default: mixed)",
+        "'proportional' with probability s_i / sum(s); ReLoRA* ignores it (default: mixed)",
     )
     parser.add_argument(
         "--no-progress", action="store_true", help="hide the progress bars (hidden anyway when stderr is not a terminal)"
