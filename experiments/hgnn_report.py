@@ -31,7 +31,9 @@ from pathlib import Path
 from hypersst.tasks.hgnn import (
     GRADIENTS,
     SAMPLINGS,
+    SST_GRADIENT,
     SST_ITERATIONS_PER_ROUND,
+    SST_SAMPLING,
     SST_STATE_RESET,
     SST_STEPS_PER_ITERATION,
     SST_VECTOR_LR_RULE,
@@ -77,7 +79,8 @@ def _variant(run: dict) -> tuple | None:
     if run["method"] != "sst":
         return steps, warmup, None, None, reset, None, None, None
     scale, rule = sst.get("vector_lr_scale", 1.0), sst.get("vector_lr_rule", "uniform")
-    return steps, warmup, scale, rule, reset, sst.get("iterations_per_round"), sst.get("gradient", "enhanced"), sst.get("sampling", "mixed")
+    gradient, sampling = sst.get("gradient", "enhanced"), sst.get("sampling", "mixed")
+    return steps, warmup, scale, rule, reset, sst.get("iterations_per_round"), gradient, sampling
 
 
 def _variant_text(variant: tuple) -> str:
@@ -92,9 +95,9 @@ def _variant_text(variant: tuple) -> str:
         text += ", Adam restarted"
     if per_round is not None:
         text += f", re-SVD every {per_round} iterations"
-    if gradient not in (None, "enhanced"):
+    if gradient not in (None, SST_GRADIENT):
         text += ", true gradient" if gradient == "default" else f", {gradient} gradient"
-    if sampling not in (None, "mixed"):
+    if sampling not in (None, SST_SAMPLING):
         text += f", {sampling} sampling"
     return text
 
@@ -298,14 +301,14 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--sst-gradient",
         choices=GRADIENTS,
-        default="enhanced",
-        help="vector gradient of the SST runs in the main table (default: enhanced)",
+        default=SST_GRADIENT,
+        help=f"vector gradient of the SST runs in the main table (default: {SST_GRADIENT})",
     )
     parser.add_argument(
         "--sst-sampling",
         choices=SAMPLINGS,
-        default="mixed",
-        help="sampling rule of the SST runs in the main table (default: mixed)",
+        default=SST_SAMPLING,
+        help=f"sampling rule of the SST runs in the main table (default: {SST_SAMPLING})",
     )
     args = parser.parse_args(argv)
     sst_options = (

@@ -141,14 +141,14 @@ def _add_run_arguments(parser: argparse.ArgumentParser, *, default_out: str) -> 
     parser.add_argument(
         "--sst-gradient",
         choices=("enhanced", "default"),
-        default="enhanced",
+        default=None,
         help="gradient of SST's active singular vectors: 'enhanced' (G v_i and G^T u_i, not scaled by s_i) or "
         "'default' (the true gradient, s_i times those); ReLoRA* ignores it (default: enhanced)",
     )
     parser.add_argument(
         "--sst-sampling",
         choices=("mixed", "proportional"),
-        default="mixed",
+        default=None,
         help="how SST draws its active triplets: 'mixed' with probability (1/k + s_i / sum(s)) / 2, "
         "'proportional' with probability s_i / sum(s); ReLoRA* ignores it (default: mixed)",
     )
@@ -253,6 +253,8 @@ def _execute(args, *, methods, manifold, curvatures, command: str) -> int:
     config["sst_vector_lr_rule"] = args.sst_vector_lr_rule or hgnn.SST_VECTOR_LR_RULE
     config["sst_state_reset"] = args.sst_state_reset or hgnn.SST_STATE_RESET
     config["sst_iterations_per_round"] = args.sst_iterations_per_round or hgnn.SST_ITERATIONS_PER_ROUND
+    config["sst_gradient"] = args.sst_gradient or hgnn.SST_GRADIENT
+    config["sst_sampling"] = args.sst_sampling or hgnn.SST_SAMPLING
     logger.info("config: %s", json.dumps(config, sort_keys=True))
     out = _prepare_out(Path(args.out))
 
@@ -298,8 +300,8 @@ def _execute(args, *, methods, manifold, curvatures, command: str) -> int:
             sst_vector_lr_rule=config["sst_vector_lr_rule"],
             sst_state_reset=config["sst_state_reset"],
             sst_iterations_per_round=config["sst_iterations_per_round"],
-            sst_gradient=args.sst_gradient,
-            sst_sampling=args.sst_sampling,
+            sst_gradient=config["sst_gradient"],
+            sst_sampling=config["sst_sampling"],
             dtype=dtype,
             progress=not args.no_progress,
         )

@@ -91,8 +91,8 @@ def test_help_shows_library_defaults(capsys):
     assert "--sst-state-reset {" + ",".join(hgnn.STATE_RESETS) + "}" in text
     assert "--sst-gradient {" + ",".join(hgnn.GRADIENTS) + "}" in text
     assert "--sst-sampling {" + ",".join(hgnn.SAMPLINGS) + "}" in text
-    assert "s_i times those); ReLoRA* ignores it (default: enhanced)" in text
-    assert "s_i / sum(s); ReLoRA* ignores it (default: mixed)" in text
+    assert f"s_i times those); ReLoRA* ignores it (default: {hgnn.SST_GRADIENT})" in text
+    assert f"s_i / sum(s); ReLoRA* ignores it (default: {hgnn.SST_SAMPLING})" in text
 
 
 def test_hgnn_logs_config_and_seed(tmp_path, capsys):

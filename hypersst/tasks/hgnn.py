@@ -70,20 +70,22 @@ from hypersst.tasks.metrics import EarlyStopping, lp_metrics, nc_metrics, select
 
 __all__ = [
     "DATASETS",
+    "GRADIENTS",
     "HGNN_HYPERPARAMETERS",
     "HGNNHyperparameters",
     "LOW_RANK_METHODS",
     "MANIFOLDS",
     "METHODS",
     "RELORA_WARMUP_STEPS",
+    "SAMPLINGS",
+    "SST_GRADIENT",
     "SST_ITERATIONS_PER_ROUND",
+    "SST_SAMPLING",
     "SST_STATE_RESET",
     "SST_STEPS_PER_ITERATION",
     "SST_VECTOR_LR_RULE",
     "SST_VECTOR_LR_SCALE",
     "SST_WARMUP_STEPS",
-    "GRADIENTS",
-    "SAMPLINGS",
     "STATE_RESETS",
     "TASKS",
     "VECTOR_LR_RULES",
@@ -127,6 +129,12 @@ SST_VECTOR_LR_RULE = "width"
 
 SST_STATE_RESET = "restart"
 """Default optimizer-state reset of SST and ReLoRA* (``SSTConfig.state_reset``)."""
+
+SST_GRADIENT = "enhanced"
+"""Default gradient of SST's active singular vectors (``SSTConfig.gradient``)."""
+
+SST_SAMPLING = "mixed"
+"""Default rule by which SST draws its active triplets (``SSTConfig.sampling``)."""
 
 SST_ITERATIONS_PER_ROUND = None
 """Default SST iterations between two re-SVDs (``SSTConfig.iterations_per_round``). None means ``ceil(k / r)`` per layer."""
@@ -240,8 +248,8 @@ def default_sst_config(
     warmup_steps: int = SST_WARMUP_STEPS,
     state_reset: str = SST_STATE_RESET,
     iterations_per_round: int | None = SST_ITERATIONS_PER_ROUND,
-    gradient: str = "enhanced",
-    sampling: str = "mixed",
+    gradient: str = SST_GRADIENT,
+    sampling: str = SST_SAMPLING,
 ):
     """Return the :class:`hypersst.SSTConfig` used for full-batch GNN training.
 
@@ -256,9 +264,9 @@ def default_sst_config(
         iterations_per_round: SST iterations between two re-SVDs, or None for ``ceil(k / r)`` per layer
             (default: :data:`SST_ITERATIONS_PER_ROUND`).
         gradient: ``"enhanced"`` or ``"default"``, the gradient of the active singular vectors (default:
-            ``"enhanced"``); see :class:`hypersst.SSTConfig`.
-        sampling: ``"mixed"`` or ``"proportional"``, how triplets are drawn (default: ``"mixed"``); see
-            :class:`hypersst.SSTConfig`.
+            :data:`SST_GRADIENT`); see :class:`hypersst.SSTConfig`.
+        sampling: ``"mixed"`` or ``"proportional"``, how triplets are drawn (default: :data:`SST_SAMPLING`);
+            see :class:`hypersst.SSTConfig`.
 
     Returns:
         The ``SSTConfig``.
@@ -522,8 +530,8 @@ def run_hgnn(
     sst_vector_lr_rule: str = SST_VECTOR_LR_RULE,
     sst_state_reset: str = SST_STATE_RESET,
     sst_iterations_per_round: int | None = SST_ITERATIONS_PER_ROUND,
-    sst_gradient: str = "enhanced",
-    sst_sampling: str = "mixed",
+    sst_gradient: str = SST_GRADIENT,
+    sst_sampling: str = SST_SAMPLING,
     dtype: torch.dtype = torch.float32,
     progress: bool = False,
 ) -> dict:
@@ -554,8 +562,8 @@ def run_hgnn(
             (see :class:`hypersst.SSTConfig`).
         sst_iterations_per_round: SST iterations between two re-SVDs, or None for ``ceil(k / r)`` per
             layer; used by ``"sst"`` only.
-        sst_gradient: ``"enhanced"`` or ``"default"``, the gradient of SST's active singular vectors
-            (the SST paper's ablation of the enhanced gradient); used by ``"sst"`` only.
+        sst_gradient: ``"enhanced"`` or ``"default"``, the gradient of SST's active singular vectors;
+            ``"default"`` is the true gradient, scaled by the singular value. Used by ``"sst"`` only.
         sst_sampling: ``"mixed"`` or ``"proportional"``, how SST draws its active triplets (see
             :class:`hypersst.SSTConfig`); used by ``"sst"`` only.
         dtype: floating dtype of the model and features.
@@ -611,8 +619,8 @@ def run_hgnn(
             warmup_steps=sst_warmup_steps,
             state_reset=sst_state_reset,
             iterations_per_round=sst_iterations_per_round if method == "sst" else None,
-            gradient=sst_gradient if method == "sst" else "enhanced",
-            sampling=sst_sampling if method == "sst" else "mixed",
+            gradient=sst_gradient if method == "sst" else SST_GRADIENT,
+            sampling=sst_sampling if method == "sst" else SST_SAMPLING,
         )
         if method == "sst":
             linear_options = {"gradient": sst_config.gradient, "vector_geometry": sst_config.vector_geometry}

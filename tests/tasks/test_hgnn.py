@@ -9,7 +9,9 @@ from hypersst.tasks.hgnn import (
     HGNN_HYPERPARAMETERS,
     HGNNHyperparameters,
     RELORA_WARMUP_STEPS,
+    SST_GRADIENT,
     SST_ITERATIONS_PER_ROUND,
+    SST_SAMPLING,
     SST_STATE_RESET,
     SST_STEPS_PER_ITERATION,
     SST_VECTOR_LR_RULE,
@@ -259,7 +261,7 @@ def test_gradient_sampling_change_sst_only(synthetic_nc, option, value):
     changed = run_hgnn("synthetic", "nc", "sst", 2, seed=0, data=synthetic_nc, epochs=45, **{option: value})
     default = run_hgnn("synthetic", "nc", "sst", 2, seed=0, data=synthetic_nc, epochs=45)
     assert changed["sst"][field] == value
-    assert default["sst"][field] == {"gradient": "enhanced", "sampling": "mixed"}[field]
+    assert default["sst"][field] == {"gradient": SST_GRADIENT, "sampling": SST_SAMPLING}[field]
     assert changed["history"]["train_loss"] != default["history"]["train_loss"]
     relora = [
         run_hgnn("synthetic", "nc", "relora", 2, seed=0, data=synthetic_nc, epochs=45, **kwargs)
