@@ -562,7 +562,7 @@ def run_hgnn(
             (see :class:`hypersst.SSTConfig`).
         sst_iterations_per_round: SST iterations between two re-SVDs, or None for ``ceil(k / r)`` per
             layer; used by ``"sst"`` only.
-        sst_gradient: ``"enhanced"`` or ``"default"``, the gradient of SST's active singular vectors;
+        sst_gradient: ``"enhanced"`` or ``"default"``, the gradient of SST's active singular vectors.
             ``"default"`` is the true gradient, scaled by the singular value. Used by ``"sst"`` only.
         sst_sampling: ``"mixed"`` or ``"proportional"``, how SST draws its active triplets (see
             :class:`hypersst.SSTConfig`); used by ``"sst"`` only.
