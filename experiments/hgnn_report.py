@@ -7,11 +7,11 @@ for full rank, the comparison with HyboNet's released code and the seconds per e
 
 ReLoRA* and SST runs are grouped by variant: the iteration length and warm-up, the optimizer-state
 reset, and for SST the learning-rate scale and rule of its singular vectors, the iterations per
-round, the vector gradient and the sampling rule. The main table uses the variants given by
-``--relora-steps``, ``--relora-warmup``, ``--relora-state-reset``, ``--sst-steps``, ``--sst-warmup``,
-``--sst-vector-lr-scale``, ``--sst-vector-lr-rule``, ``--sst-state-reset``,
-``--sst-iterations-per-round``, ``--sst-gradient`` and ``--sst-sampling`` (default: the library's
-defaults);
+round, the vector gradient, the sampling rule and the learning-rate scale of its singular values. The
+main table uses the variants given by ``--relora-steps``, ``--relora-warmup``, ``--relora-state-reset``,
+``--sst-steps``, ``--sst-warmup``, ``--sst-vector-lr-scale``, ``--sst-vector-lr-rule``,
+``--sst-state-reset``, ``--sst-iterations-per-round``, ``--sst-gradient``, ``--sst-sampling`` and
+``--sst-value-lr-scale`` (default: the library's defaults);
 when a folder contains several variants, a second table lists their mean validation metric, the basis for
 choosing them.
 
@@ -37,6 +37,7 @@ from hypersst.tasks.hgnn import (
     SST_STATE_RESET,
     SST_STEPS_PER_ITERATION,
     SST_VECTOR_LR_RULE,
+    SST_VALUE_LR_SCALE,
     SST_VECTOR_LR_SCALE,
     STATE_RESETS,
     VECTOR_LR_RULES,
@@ -63,13 +64,14 @@ REFERENCE = {
 
 def _variant(run: dict) -> tuple | None:
     """Return a run's variant: ``(steps per iteration, warm-up steps, vector lr scale, vector lr rule,
-    state reset, iterations per round, vector gradient, sampling rule)`` for SST, ``(steps, warm-up,
-    None, None, state reset, None, None, None)`` for ReLoRA*, None for full rank and LoRA. Iterations per
-    round of None mean ``ceil(k / r)``.
+    state reset, iterations per round, vector gradient, sampling rule, value lr scale)`` for SST,
+    ``(steps, warm-up, None, None, state reset, None, None, None, None)`` for ReLoRA*, None for full rank
+    and LoRA. Iterations per round of None mean ``ceil(k / r)``.
 
     Runs recorded before the scale existed trained at scale 1, with the weight decay of the dense weights
     also applied to the vectors before each renormalization; runs recorded before the rule existed used
-    the uniform rule, and runs recorded before the state reset existed used the "moments" reset.
+    the uniform rule, and runs recorded before the state reset existed used the "moments" reset. Runs
+    recorded before the singular values had a scale of their own trained them at scale 1.
     """
     sst = run.get("sst")
     if not sst:
@@ -77,14 +79,15 @@ def _variant(run: dict) -> tuple | None:
     reset = sst.get("state_reset", "moments")
     steps, warmup = sst["steps_per_iteration"], sst["warmup_steps"]
     if run["method"] != "sst":
-        return steps, warmup, None, None, reset, None, None, None
+        return steps, warmup, None, None, reset, None, None, None, None
     scale, rule = sst.get("vector_lr_scale", 1.0), sst.get("vector_lr_rule", "uniform")
     gradient, sampling = sst.get("gradient", "enhanced"), sst.get("sampling", "mixed")
-    return steps, warmup, scale, rule, reset, sst.get("iterations_per_round"), gradient, sampling
+    values = sst.get("value_lr_scale", 1.0)
+    return steps, warmup, scale, rule, reset, sst.get("iterations_per_round"), gradient, sampling, values
 
 
 def _variant_text(variant: tuple) -> str:
-    steps, warmup, scale, rule, reset, per_round, gradient, sampling = variant
+    steps, warmup, scale, rule, reset, per_round, gradient, sampling, values = variant
     text = f"{steps} steps"
     # Most variants warm up for a tenth of the iteration, so the label names only other warm-ups.
     if warmup != steps // 10:
@@ -99,6 +102,9 @@ def _variant_text(variant: tuple) -> str:
         text += ", true gradient" if gradient == "default" else f", {gradient} gradient"
     if sampling not in (None, SST_SAMPLING):
         text += f", {sampling} sampling"
+    # Scale 1 was the only one before the singular values had a scale of their own, so it stays unnamed.
+    if values not in (None, 1.0):
+        text += f", singular values lr × {values:g}"
     return text
 
 
@@ -115,8 +121,8 @@ def _load_runs(folder: Path) -> list[dict]:
 
 def _row_order(item: tuple) -> tuple:
     """Return the sort key of a validation-table row: method, then its variant with None made comparable."""
-    (method, (steps, warmup, scale, rule, reset, per_round, gradient, sampling)), _ = item
-    return method, steps, warmup, scale or 0, rule or "", reset, per_round or 0, gradient or "", sampling or ""
+    (method, (steps, warmup, scale, rule, reset, per_round, gradient, sampling, values)), _ = item
+    return method, steps, warmup, scale or 0, rule or "", reset, per_round or 0, gradient or "", sampling or "", values or 0
 
 
 def _validation_table(runs: list[dict]) -> list[str]:
@@ -310,6 +316,12 @@ def main(argv=None) -> int:
         default=SST_SAMPLING,
         help=f"sampling rule of the SST runs in the main table (default: {SST_SAMPLING})",
     )
+    parser.add_argument(
+        "--sst-value-lr-scale",
+        type=float,
+        default=SST_VALUE_LR_SCALE,
+        help=f"singular-value learning-rate scale of the SST runs in the main table (default: {SST_VALUE_LR_SCALE:g})",
+    )
     args = parser.parse_args(argv)
     sst_options = (
         args.sst_vector_lr_scale,
@@ -318,9 +330,10 @@ def main(argv=None) -> int:
         args.sst_iterations_per_round,
         args.sst_gradient,
         args.sst_sampling,
+        args.sst_value_lr_scale,
     )
     chosen = {
-        "relora": (args.relora_steps, args.relora_warmup, None, None, args.relora_state_reset, None, None, None),
+        "relora": (args.relora_steps, args.relora_warmup, None, None, args.relora_state_reset, None, None, None, None),
         "sst": (args.sst_steps, args.sst_warmup, *sst_options),
     }
     print("\n".join(report(folder, chosen) for folder in args.folders))

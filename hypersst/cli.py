@@ -118,6 +118,12 @@ def _add_run_arguments(parser: argparse.ArgumentParser, *, default_out: str) -> 
         help="learning rate of SST's active singular vectors relative to the per-dataset one (default: 1)",
     )
     parser.add_argument(
+        "--sst-value-lr-scale",
+        type=_positive_float,
+        default=None,
+        help="learning rate of SST's singular values relative to the per-dataset one (default: 1)",
+    )
+    parser.add_argument(
         "--sst-vector-lr-rule",
         choices=("uniform", "width"),
         default=None,
@@ -250,6 +256,10 @@ def _execute(args, *, methods, manifold, curvatures, command: str) -> int:
         config["sst_vector_lr_scale"] = args.sst_vector_lr_scale
     else:
         config["sst_vector_lr_scale"] = hgnn.SST_VECTOR_LR_SCALE
+    if args.sst_value_lr_scale is not None:
+        config["sst_value_lr_scale"] = args.sst_value_lr_scale
+    else:
+        config["sst_value_lr_scale"] = hgnn.SST_VALUE_LR_SCALE
     config["sst_vector_lr_rule"] = args.sst_vector_lr_rule or hgnn.SST_VECTOR_LR_RULE
     config["sst_state_reset"] = args.sst_state_reset or hgnn.SST_STATE_RESET
     config["sst_iterations_per_round"] = args.sst_iterations_per_round or hgnn.SST_ITERATIONS_PER_ROUND
@@ -302,6 +312,7 @@ def _execute(args, *, methods, manifold, curvatures, command: str) -> int:
             sst_iterations_per_round=config["sst_iterations_per_round"],
             sst_gradient=config["sst_gradient"],
             sst_sampling=config["sst_sampling"],
+            sst_value_lr_scale=config["sst_value_lr_scale"],
             dtype=dtype,
             progress=not args.no_progress,
         )

@@ -52,6 +52,14 @@ def test_vector_lr_options_reach_runs(tmp_path):
     assert [(run["sst"]["vector_lr_scale"], run["sst"]["vector_lr_rule"]) for run in payload["runs"]] == [(0.25, "width")]
 
 
+def test_value_lr_option_reaches_runs(tmp_path):
+    argv = ["hgnn", "--seeds", "1", "--epochs", "3", "--method", "sst", "relora", "--rank", "2", "--out", str(tmp_path)]
+    assert main(argv + ["--sst-value-lr-scale", "0.1", "--no-progress", "-q"]) == 0
+    payload = json.loads((tmp_path / "results.json").read_text())
+    assert payload["config"]["sst_value_lr_scale"] == 0.1
+    assert [(run["method"], run["sst"].get("value_lr_scale")) for run in payload["runs"]] == [("sst", 0.1), ("relora", None)]
+
+
 def test_state_reset_option_reaches_runs(tmp_path):
     argv = ["hgnn", "--seeds", "1", "--epochs", "3", "--method", "sst", "relora", "--rank", "2", "--out", str(tmp_path)]
     assert main(argv + ["--sst-state-reset", "restart", "--no-progress", "-q"]) == 0
@@ -129,6 +137,7 @@ def test_curvature_sweep_writes_plot(tmp_path, manifold, curvatures):
         (["hgnn", "--curvature", "-1"], "must be positive"),
         (["hgnn", "--sst-vector-lr-scale", "0"], "--sst-vector-lr-scale: expected a positive finite number, got 0"),
         (["hgnn", "--sst-vector-lr-scale", "fast"], "expected a positive number, got 'fast'"),
+        (["hgnn", "--sst-value-lr-scale", "-0.1"], "--sst-value-lr-scale: expected a positive finite number, got -0.1"),
         (["hgnn", "--sst-iterations-per-round", "0"], "--sst-iterations-per-round: expected a positive integer, got 0"),
         (["hgnn", "--sst-gradient", "natural"], "invalid choice: 'natural'"),
         (["curvature", "--manifold", "poincare", "--curvatures", "0.5"], "must all be <= 0"),

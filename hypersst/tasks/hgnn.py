@@ -136,6 +136,9 @@ SST_GRADIENT = "enhanced"
 SST_SAMPLING = "mixed"
 """Default rule by which SST draws its active triplets (``SSTConfig.sampling``)."""
 
+SST_VALUE_LR_SCALE = 1.0
+"""Default learning rate of SST's singular values, relative to the per-dataset learning rate."""
+
 SST_ITERATIONS_PER_ROUND = None
 """Default SST iterations between two re-SVDs (``SSTConfig.iterations_per_round``). None means ``ceil(k / r)`` per layer."""
 
@@ -398,6 +401,7 @@ def build_optimizer(
     *,
     vector_lr_scale: float = 1.0,
     vector_lr_rule: str = "uniform",
+    value_lr_scale: float = 1.0,
 ) -> tuple[geoopt.optim.RiemannianAdam, list[Tensor]]:
     """Build HyboNet's RiemannianAdam with its parameter groups.
 
@@ -419,38 +423,49 @@ def build_optimizer(
             the squared gradient over each vector, so one step turns a vector by about the learning
             rate whatever its length, and the rule trains them all at ``lr * vector_lr_scale *
             sqrt(dim)``, the turning rate of that same hidden-width vector. (default: ``"uniform"``)
+        value_lr_scale: learning rate of the SST singular values ``S`` relative to ``lr``; ignored when
+            the model has no SST layer. Their decoupled weight decay per step, ``lr * wd``, follows the
+            scaled rate, as in AdamW. (default: ``1.0``)
 
     Returns:
-        ``(optimizer, decayed_parameters)``. Group 0 contains the decayed Euclidean weights, group 1
-        the biases, scales and manifold parameters. With SST layers, the last groups contain their
-        active singular vectors. The ``"uniform"`` rule makes one group at ``lr * vector_lr_scale``.
-        The ``"width"`` rule makes one group of sphere vectors and one group per length of the other
-        vectors. These groups have no weight decay, because the vectors are renormalized after every step.
+        ``(optimizer, decayed_parameters)``. Group 0 contains the decayed Euclidean weights (none when
+        SST has replaced them all), group 1 the biases, scales and manifold parameters. With SST layers, group 2 contains their singular
+        values at ``lr * value_lr_scale`` with the weight decay of group 0, and the groups after it
+        their active singular vectors. The ``"uniform"`` rule makes one vector group at
+        ``lr * vector_lr_scale``. The ``"width"`` rule makes one group of sphere vectors and one group
+        per length of the other vectors. The vector groups have no weight decay, because the vectors
+        are renormalized after every step. The decayed parameters include the singular values.
 
     Raises:
-        ValueError: if ``vector_lr_scale`` is not a positive finite number or ``vector_lr_rule`` is unknown.
+        ValueError: if ``vector_lr_scale`` or ``value_lr_scale`` is not a positive finite number, or
+            ``vector_lr_rule`` is unknown.
     """
-    if isinstance(vector_lr_scale, bool) or not isinstance(vector_lr_scale, (int, float)) or not (
-        0 < vector_lr_scale < math.inf
-    ):
-        raise ValueError(
-            f"vector_lr_scale must be a positive finite number, got {vector_lr_scale!r}; pass 1.0 to train the "
-            "vectors at lr"
-        )
+    for name, scale in (("vector_lr_scale", vector_lr_scale), ("value_lr_scale", value_lr_scale)):
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale < math.inf:
+            raise ValueError(f"{name} must be a positive finite number, got {scale!r}; pass 1.0 to train at lr")
     _check_choice(vector_lr_rule, "vector_lr_rule", VECTOR_LR_RULES)
     from hypersst.spectral import SSTLinear, singular_vector_parameters
 
-    has_sst = any(isinstance(module, SSTLinear) for module in model.modules())
-    vectors = [param for param in singular_vector_parameters(model) if param.requires_grad] if has_sst else []
+    sst_layers = [module for module in model.modules() if isinstance(module, SSTLinear)]
+    vectors = [param for param in singular_vector_parameters(model) if param.requires_grad] if sst_layers else []
     vector_ids = {id(param) for param in vectors}
-    decayed, others = [], []
+    value_ids = {id(layer.S) for layer in sst_layers if layer.S.requires_grad}
+    weights, values, others = [], [], []
     for name, param in model.named_parameters():
-        if param.requires_grad and id(param) not in vector_ids:
-            (decayed if _is_decayed(name, param) else others).append(param)
+        if not param.requires_grad or id(param) in vector_ids:
+            continue
+        if id(param) in value_ids:
+            values.append(param)
+        else:
+            (weights if _is_decayed(name, param) else others).append(param)
     groups = [
-        {"params": decayed, "decoupled_weight_decay": hyperparameters.weight_decay},
+        {"params": weights, "decoupled_weight_decay": hyperparameters.weight_decay},
         {"params": others, "decoupled_weight_decay": 0.0},
     ]
+    if values:
+        groups.append(
+            {"params": values, "decoupled_weight_decay": hyperparameters.weight_decay, "lr": hyperparameters.lr * value_lr_scale}
+        )
     vector_lr = hyperparameters.lr * vector_lr_scale
     if vector_lr_rule == "uniform":
         groups.append({"params": vectors, "decoupled_weight_decay": 0.0, "lr": vector_lr})
@@ -469,8 +484,10 @@ def build_optimizer(
             same_length = [param for param in euclidean if param.shape[1] == length]
             lr = vector_lr * math.sqrt(hyperparameters.dim / length)
             groups.append({"params": same_length, "decoupled_weight_decay": 0.0, "lr": lr})
-    optimizer = geoopt.optim.RiemannianAdam([group for group in groups if group["params"]], lr=hyperparameters.lr, stabilize=10)
-    return optimizer, decayed
+    # Groups 0 and 1 stay even when empty, so the layout below holds for every model.
+    groups = groups[:2] + [group for group in groups[2:] if group["params"]]
+    optimizer = geoopt.optim.RiemannianAdam(groups, lr=hyperparameters.lr, stabilize=10)
+    return optimizer, weights + values
 
 
 def _apply_decoupled_weight_decay(optimizer: torch.optim.Optimizer) -> None:
@@ -532,6 +549,7 @@ def run_hgnn(
     sst_iterations_per_round: int | None = SST_ITERATIONS_PER_ROUND,
     sst_gradient: str = SST_GRADIENT,
     sst_sampling: str = SST_SAMPLING,
+    sst_value_lr_scale: float = SST_VALUE_LR_SCALE,
     dtype: torch.dtype = torch.float32,
     progress: bool = False,
 ) -> dict:
@@ -566,6 +584,8 @@ def run_hgnn(
             ``"default"`` is the true gradient, scaled by the singular value. Used by ``"sst"`` only.
         sst_sampling: ``"mixed"`` or ``"proportional"``, how SST draws its active triplets (see
             :class:`hypersst.SSTConfig`); used by ``"sst"`` only.
+        sst_value_lr_scale: learning rate of SST's singular values relative to the others (see
+            :func:`build_optimizer`); used by ``"sst"`` only.
         dtype: floating dtype of the model and features.
         progress: show a tqdm progress bar on stderr; tqdm hides it anyway when stderr is not a terminal.
 
@@ -625,7 +645,9 @@ def run_hgnn(
         if method == "sst":
             linear_options = {"gradient": sst_config.gradient, "vector_geometry": sst_config.vector_geometry}
     model = build_model(task, data, hp, manifold=geometry, method=method, rank=rank, linear_options=linear_options, dtype=dtype)
-    optimizer, _ = build_optimizer(model, hp, vector_lr_scale=sst_vector_lr_scale, vector_lr_rule=sst_vector_lr_rule)
+    optimizer, _ = build_optimizer(
+        model, hp, vector_lr_scale=sst_vector_lr_scale, vector_lr_rule=sst_vector_lr_rule, value_lr_scale=sst_value_lr_scale
+    )
     scheduler = None
     if sst_config is not None:
         from hypersst.schedule import SSTScheduler
@@ -704,6 +726,7 @@ def run_hgnn(
         if method == "sst":
             sst_record["vector_lr_scale"] = sst_vector_lr_scale
             sst_record["vector_lr_rule"] = sst_vector_lr_rule
+            sst_record["value_lr_scale"] = sst_value_lr_scale
     return {
         "dataset": dataset,
         "task": task,

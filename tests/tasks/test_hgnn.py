@@ -14,6 +14,7 @@ from hypersst.tasks.hgnn import (
     SST_SAMPLING,
     SST_STATE_RESET,
     SST_STEPS_PER_ITERATION,
+    SST_VALUE_LR_SCALE,
     SST_VECTOR_LR_RULE,
     SST_VECTOR_LR_SCALE,
     SST_WARMUP_STEPS,
@@ -147,7 +148,8 @@ def test_width_rule_slows_long_vectors(synthetic_nc, scale):
     optimizer, _ = build_optimizer(model, hyperparameters, vector_lr_scale=scale, vector_lr_rule="width")
     names = {id(param): name for name, param in model.named_parameters()}
     lengths = set()
-    for group in optimizer.param_groups[2:]:
+    # Group 2 contains the singular values; the vector groups follow it.
+    for group in optimizer.param_groups[3:]:
         for param in group["params"]:
             assert names[id(param)].endswith(("Ut_active", "Vh_active"))
             lengths.add(param.shape[1])
@@ -165,12 +167,29 @@ def test_width_rule_for_sphere_vectors(synthetic_nc):
     options = {"vector_geometry": "sphere"}
     model = build_model("nc", synthetic_nc, hyperparameters, manifold=Lorentz(), method="sst", rank=2, linear_options=options)
     optimizer, _ = build_optimizer(model, hyperparameters, vector_lr_scale=0.5, vector_lr_rule="width")
-    vector_groups = optimizer.param_groups[2:]
+    vector_groups = optimizer.param_groups[3:]
     assert len(vector_groups) == 1
     assert vector_groups[0]["lr"] == pytest.approx(hyperparameters.lr * 0.5 * hyperparameters.dim**0.5)
     lengths = {param.shape[1] for param in vector_groups[0]["params"]}
     assert lengths == {hyperparameters.dim, int(synthetic_nc.x.size(1)) + 1}
     assert all(isinstance(param, geoopt.ManifoldParameter) for param in vector_groups[0]["params"])
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.1])
+def test_singular_values_get_their_own_group(synthetic_nc, scale):
+    hyperparameters = dataclasses.replace(get_hyperparameters("synthetic", "nc"), weight_decay=0.1)
+    model = build_model("nc", synthetic_nc, hyperparameters, manifold=Lorentz(), method="sst", rank=2)
+    optimizer, decayed = build_optimizer(model, hyperparameters, vector_lr_rule="width", value_lr_scale=scale)
+    names = {id(param): name for name, param in model.named_parameters()}
+    values = optimizer.param_groups[2]
+    expected = sorted(name for name in names.values() if name.endswith(".S"))
+    assert sorted(names[id(param)] for param in values["params"]) == expected
+    assert len(expected) == hyperparameters.num_layers - 1
+    assert values["lr"] == pytest.approx(hyperparameters.lr * scale)
+    assert values["decoupled_weight_decay"] == 0.1
+    assert optimizer.param_groups[0]["lr"] == hyperparameters.lr
+    assert not any(names[id(param)].endswith(".S") for param in optimizer.param_groups[0]["params"])
+    assert {id(param) for param in values["params"]} <= {id(param) for param in decayed}
 
 
 def test_vector_lr_rule_rejects_unknown_names(synthetic_nc):
@@ -188,25 +207,27 @@ def test_dense_model_has_no_vector_group(synthetic_nc):
     assert all(group["lr"] == hyperparameters.lr for group in optimizer.param_groups)
 
 
+@pytest.mark.parametrize("option", ["vector_lr_scale", "value_lr_scale"])
 @pytest.mark.parametrize("scale", [0.0, -0.5, float("nan"), float("inf"), True, "0.3"])
-def test_vector_lr_scale_rejects_bad_values(synthetic_nc, scale):
+def test_lr_scales_reject_bad_values(synthetic_nc, option, scale):
     hyperparameters = get_hyperparameters("synthetic", "nc")
     model = build_model("nc", synthetic_nc, hyperparameters, manifold=Lorentz(), method="sst", rank=2)
-    with pytest.raises(ValueError, match="vector_lr_scale must be a positive finite number"):
-        build_optimizer(model, hyperparameters, vector_lr_scale=scale)
+    with pytest.raises(ValueError, match=rf"{option} must be a positive finite number, got .*; pass 1.0"):
+        build_optimizer(model, hyperparameters, **{option: scale})
 
 
-def test_vector_lr_scale_affects_sst_only(synthetic_nc):
+@pytest.mark.parametrize(("key", "default"), [("vector_lr_scale", SST_VECTOR_LR_SCALE), ("value_lr_scale", SST_VALUE_LR_SCALE)])
+def test_lr_scales_affect_sst_only(synthetic_nc, key, default):
     runs = {
-        (method, scale): run_hgnn("synthetic", "nc", method, 2, seed=0, data=synthetic_nc, epochs=25, sst_vector_lr_scale=scale)
+        (method, scale): run_hgnn("synthetic", "nc", method, 2, seed=0, data=synthetic_nc, epochs=25, **{f"sst_{key}": scale})
         for method in ("sst", "relora")
         for scale in (1.0, 0.1)
     }
-    assert runs[("sst", 0.1)]["sst"]["vector_lr_scale"] == 0.1
-    default = run_hgnn("synthetic", "nc", "sst", 2, seed=0, data=synthetic_nc, epochs=2)
-    assert default["sst"]["vector_lr_scale"] == SST_VECTOR_LR_SCALE
-    assert default["sst"]["vector_lr_rule"] == SST_VECTOR_LR_RULE
-    assert "vector_lr_scale" not in runs[("relora", 0.1)]["sst"]
+    assert runs[("sst", 0.1)]["sst"][key] == 0.1
+    default_run = run_hgnn("synthetic", "nc", "sst", 2, seed=0, data=synthetic_nc, epochs=2)
+    assert default_run["sst"][key] == default
+    assert default_run["sst"]["vector_lr_rule"] == SST_VECTOR_LR_RULE
+    assert key not in runs[("relora", 0.1)]["sst"]
     assert runs[("sst", 0.1)]["history"]["train_loss"] != runs[("sst", 1.0)]["history"]["train_loss"]
     assert runs[("relora", 0.1)]["history"]["train_loss"] == runs[("relora", 1.0)]["history"]["train_loss"]
 
