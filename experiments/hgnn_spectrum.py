@@ -48,6 +48,12 @@ def main(argv=None) -> int:
     parser.add_argument("--protocol", default="hgcn", choices=("clean", "hgcn"), help="data splits (default: hgcn)")
     parser.add_argument("--top", type=int, default=10, help="largest singular values printed per layer (default: 10)")
     parser.add_argument("--data-root", default=os.environ.get("HYPERSST_DATA"), help="HGCN data folder (default: $HYPERSST_DATA)")
+    parser.add_argument(
+        "--sst-value-lr-scale",
+        type=float,
+        default=hgnn.SST_VALUE_LR_SCALE,
+        help=f"learning-rate scale of SST's singular values (default: {hgnn.SST_VALUE_LR_SCALE:g})",
+    )
     args = parser.parse_args(argv)
 
     built_models = []
@@ -74,6 +80,7 @@ def main(argv=None) -> int:
                 data_root=args.data_root,
                 protocol=args.protocol,
                 epochs=args.epochs,
+                sst_value_lr_scale=args.sst_value_lr_scale,
                 progress=False,
             )
         except (ValueError, FileNotFoundError) as error:

@@ -92,7 +92,8 @@ def test_help_shows_library_defaults(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert f"iteration (default: {hgnn.SST_STEPS_PER_ITERATION})" in text
     assert f"per iteration (default: {hgnn.SST_WARMUP_STEPS} for SST, {hgnn.RELORA_WARMUP_STEPS} for ReLoRA*)" in text
-    assert f"per-dataset one (default: {hgnn.SST_VECTOR_LR_SCALE:g})" in text
+    assert f"singular vectors relative to the per-dataset one (default: {hgnn.SST_VECTOR_LR_SCALE:g})" in text
+    assert f"singular values relative to the per-dataset one (default: {hgnn.SST_VALUE_LR_SCALE:g})" in text
     assert f"sqrt(hidden width / n) (default: {hgnn.SST_VECTOR_LR_RULE})" in text
     assert f"Adam restarts exactly (default: {hgnn.SST_STATE_RESET})" in text
     assert "re-SVDs of a layer (default: ceil(k / r), k = min(in, out) of the layer)" in text
