@@ -445,7 +445,7 @@ def build_optimizer(
     """
     for name, scale in (("vector_lr_scale", vector_lr_scale), ("value_lr_scale", value_lr_scale)):
         if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale < math.inf:
-            raise ValueError(f"{name} must be a positive finite number, got {scale!r}; pass 1.0 to train at lr")
+            raise ValueError(f"{name} must be a positive finite number, got {scale!r}; pass 1.0 to train at the base learning rate")
     _check_choice(vector_lr_rule, "vector_lr_rule", VECTOR_LR_RULES)
     from hypersst.spectral import SSTLinear, singular_vector_parameters
 
@@ -487,7 +487,7 @@ def build_optimizer(
             same_length = [param for param in euclidean if param.shape[1] == length]
             lr = vector_lr * math.sqrt(hyperparameters.dim / length)
             groups.append({"params": same_length, "decoupled_weight_decay": 0.0, "lr": lr})
-    # Groups 0 and 1 stay even when empty, so the layout below holds for every model.
+    # Groups 0 and 1 stay even when empty, so the group layout in the docstring applies to every model.
     groups = groups[:2] + [group for group in groups[2:] if group["params"]]
     optimizer = geoopt.optim.RiemannianAdam(groups, lr=hyperparameters.lr, stabilize=10)
     return optimizer, weights + values
