@@ -328,7 +328,10 @@ def _json_safe(value):
 def write_results(out_dir: str | Path, records: Sequence[dict], summary: Sequence[dict], gaps: Sequence[dict], config: dict) -> dict[str, Path]:
     """Write ``results.json`` (everything) and ``results.csv`` (one row per run).
 
-    ``best_epoch`` counts from 0, as the x axis of :func:`plot_validation_curves` does.
+    ``best_epoch`` counts from 0, as the x axis of :func:`plot_validation_curves` does. The CSV has one
+    ``sst_<key>`` column per key of the records' ``sst`` settings (the scheduler config of ReLoRA* and
+    SST runs, plus SST's learning-rate scales), empty in the rows of other methods and where a setting
+    is None.
 
     Args:
         out_dir: output folder, created if missing.
@@ -348,7 +351,11 @@ def write_results(out_dir: str | Path, records: Sequence[dict], summary: Sequenc
 
     csv_path = out_dir / "results.csv"
     metric_names = sorted({f"{split}_{name}" for record in records for split in ("val", "test") for name in record[split]})
-    columns = [*_GROUP_KEYS, "seed", "protocol", "features", "best_epoch", "epochs_run", "trainable_parameters", "seconds", *metric_names]
+    sst_keys = sorted({key for record in records for key in record.get("sst") or {}})
+    columns = [
+        *_GROUP_KEYS, "seed", "protocol", "features", "best_epoch", "epochs_run", "trainable_parameters", "seconds",
+        *metric_names, *(f"sst_{key}" for key in sst_keys),
+    ]
     with csv_path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
@@ -357,6 +364,8 @@ def write_results(out_dir: str | Path, records: Sequence[dict], summary: Sequenc
             for split in ("val", "test"):
                 for name, value in record[split].items():
                     row[f"{split}_{name}"] = value
+            for key, value in (record.get("sst") or {}).items():
+                row[f"sst_{key}"] = value
             row["rank"] = "" if record.get("rank") is None else record["rank"]
             writer.writerow(row)
     return {"json": json_path, "csv": csv_path}

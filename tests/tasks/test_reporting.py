@@ -204,6 +204,25 @@ def test_write_results_json_and_csv(tmp_path):
     assert float(rows[2]["test_f1"]) == pytest.approx(0.8)
 
 
+def test_csv_lists_sst_settings(tmp_path):
+    sst = make_record("sst", 2, 0, 0.8)
+    sst["sst"] = {"steps_per_iteration": 20, "iterations_per_round": None, "value_lr_scale": 0.1}
+    relora = make_record("relora", 2, 0, 0.85)
+    relora["sst"] = {"steps_per_iteration": 10, "iterations_per_round": None}
+    records = [make_record("full", None, 0, 0.9), relora, sst]
+    summary = summarize(records)
+    paths = write_results(tmp_path / "out", records, summary, compute_gaps(summary), {"command": "hgnn"})
+    with paths["csv"].open() as handle:
+        rows = list(csv.DictReader(handle))
+    full_row, relora_row, sst_row = rows
+    assert sst_row["sst_steps_per_iteration"] == "20"
+    assert sst_row["sst_value_lr_scale"] == "0.1"
+    assert sst_row["sst_iterations_per_round"] == ""
+    assert relora_row["sst_steps_per_iteration"] == "10"
+    assert relora_row["sst_value_lr_scale"] == ""
+    assert full_row["sst_steps_per_iteration"] == ""
+
+
 def test_plots_write_png(tmp_path):
     records = [
         make_record("full", None, 0, 0.9),
