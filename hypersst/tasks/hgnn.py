@@ -434,9 +434,9 @@ def build_optimizer(
 
     Returns:
         ``(optimizer, decayed_parameters)``. Group 0 contains the decayed Euclidean weights (none when
-        SST has replaced them all), group 1 the biases, scales and manifold parameters. With SST layers, group 2 contains their singular
-        values at ``lr * value_lr_scale`` with the weight decay of group 0, and the groups after it
-        their active singular vectors. The ``"uniform"`` rule makes one vector group at
+        SST has replaced them all), group 1 the biases, scales and manifold parameters. With SST
+        layers, group 2 contains their singular values at ``lr * value_lr_scale`` with the weight decay
+        of group 0, and the groups after it their active singular vectors. The ``"uniform"`` rule makes one vector group at
         ``lr * vector_lr_scale``. The ``"width"`` rule makes one group of sphere vectors and one group
         per length of the other vectors. The vector groups have no weight decay, because the vectors
         are renormalized after every step. The decayed parameters include the singular values.
