@@ -36,8 +36,8 @@ from hypersst.tasks.hgnn import (
     SST_SAMPLING,
     SST_STATE_RESET,
     SST_STEPS_PER_ITERATION,
-    SST_VECTOR_LR_RULE,
     SST_VALUE_LR_SCALE,
+    SST_VECTOR_LR_RULE,
     SST_VECTOR_LR_SCALE,
     STATE_RESETS,
     VECTOR_LR_RULES,
@@ -286,42 +286,25 @@ def main(argv=None) -> int:
             default=SST_STATE_RESET,
             help=f"optimizer-state reset of the {LABELS[method]} runs in the main table (default: {SST_STATE_RESET})",
         )
-    parser.add_argument(
-        "--sst-vector-lr-scale",
-        type=float,
-        default=SST_VECTOR_LR_SCALE,
-        help=f"vector learning-rate scale of the SST runs in the main table (default: {SST_VECTOR_LR_SCALE:g})",
+    # Options of the SST runs in the main table that ReLoRA* does not have: (name, type or choices,
+    # default, description, default as shown in the help).
+    sst_only = (
+        ("vector-lr-scale", {"type": float}, SST_VECTOR_LR_SCALE, "vector learning-rate scale", f"{SST_VECTOR_LR_SCALE:g}"),
+        ("vector-lr-rule", {"choices": VECTOR_LR_RULES}, SST_VECTOR_LR_RULE, "vector learning-rate rule", SST_VECTOR_LR_RULE),
+        ("iterations-per-round", {"type": int}, SST_ITERATIONS_PER_ROUND, "iterations per round", "ceil(k / r) per layer"),
+        ("gradient", {"choices": GRADIENTS}, SST_GRADIENT, "vector gradient", SST_GRADIENT),
+        ("sampling", {"choices": SAMPLINGS}, SST_SAMPLING, "sampling rule", SST_SAMPLING),
+        (
+            "value-lr-scale",
+            {"type": float},
+            SST_VALUE_LR_SCALE,
+            "singular-value learning-rate scale",
+            f"{SST_VALUE_LR_SCALE:g}",
+        ),
     )
-    parser.add_argument(
-        "--sst-vector-lr-rule",
-        choices=VECTOR_LR_RULES,
-        default=SST_VECTOR_LR_RULE,
-        help=f"vector learning-rate rule of the SST runs in the main table (default: {SST_VECTOR_LR_RULE})",
-    )
-    parser.add_argument(
-        "--sst-iterations-per-round",
-        type=int,
-        default=SST_ITERATIONS_PER_ROUND,
-        help="iterations per round of the SST runs in the main table (default: ceil(k / r) per layer)",
-    )
-    parser.add_argument(
-        "--sst-gradient",
-        choices=GRADIENTS,
-        default=SST_GRADIENT,
-        help=f"vector gradient of the SST runs in the main table (default: {SST_GRADIENT})",
-    )
-    parser.add_argument(
-        "--sst-sampling",
-        choices=SAMPLINGS,
-        default=SST_SAMPLING,
-        help=f"sampling rule of the SST runs in the main table (default: {SST_SAMPLING})",
-    )
-    parser.add_argument(
-        "--sst-value-lr-scale",
-        type=float,
-        default=SST_VALUE_LR_SCALE,
-        help=f"singular-value learning-rate scale of the SST runs in the main table (default: {SST_VALUE_LR_SCALE:g})",
-    )
+    for name, kind, default, description, shown in sst_only:
+        help_text = f"{description} of the SST runs in the main table (default: {shown})"
+        parser.add_argument(f"--sst-{name}", **kind, default=default, help=help_text)
     args = parser.parse_args(argv)
     sst_options = (
         args.sst_vector_lr_scale,
