@@ -302,9 +302,9 @@ def main(argv=None) -> int:
             f"{SST_VALUE_LR_SCALE:g}",
         ),
     )
-    for name, kind, default, description, shown in sst_only:
-        help_text = f"{description} of the SST runs in the main table (default: {shown})"
-        parser.add_argument(f"--sst-{name}", **kind, default=default, help=help_text)
+    for name, parse_options, default, description, default_text in sst_only:
+        help_text = f"{description} of the SST runs in the main table (default: {default_text})"
+        parser.add_argument(f"--sst-{name}", **parse_options, default=default, help=help_text)
     args = parser.parse_args(argv)
     sst_options = (
         args.sst_vector_lr_scale,

@@ -87,6 +87,7 @@ __all__ = [
     "SST_SAMPLING",
     "SST_STATE_RESET",
     "SST_STEPS_PER_ITERATION",
+    "SST_VALUE_LR_SCALE",
     "SST_VECTOR_LR_RULE",
     "SST_VECTOR_LR_SCALE",
     "SST_WARMUP_STEPS",
@@ -436,10 +437,11 @@ def build_optimizer(
         ``(optimizer, decayed_parameters)``. Group 0 contains the decayed Euclidean weights (none when
         SST has replaced them all), group 1 the biases, scales and manifold parameters. With SST
         layers, group 2 contains their singular values at ``lr * value_lr_scale`` with the weight decay
-        of group 0, and the groups after it their active singular vectors. The ``"uniform"`` rule makes one vector group at
-        ``lr * vector_lr_scale``. The ``"width"`` rule makes one group of sphere vectors and one group
-        per length of the other vectors. The vector groups have no weight decay, because the vectors
-        are renormalized after every step. The decayed parameters include the singular values.
+        of group 0, and the groups after it their active singular vectors. The ``"uniform"`` rule makes
+        one vector group at ``lr * vector_lr_scale``. The ``"width"`` rule makes one group of sphere
+        vectors and one group per length of the other vectors. The vector groups have no weight decay,
+        because the vectors are renormalized after every step. The decayed parameters include the
+        singular values.
 
     Raises:
         ValueError: if ``vector_lr_scale`` or ``value_lr_scale`` is not a positive finite number, or

@@ -148,7 +148,7 @@ def test_width_rule_slows_long_vectors(synthetic_nc, scale):
     optimizer, _ = build_optimizer(model, hyperparameters, vector_lr_scale=scale, vector_lr_rule="width")
     names = {id(param): name for name, param in model.named_parameters()}
     lengths = set()
-    # Group 2 contains the singular values; the vector groups follow it.
+    # Group 2 contains the singular values, and the vector groups follow it.
     for group in optimizer.param_groups[3:]:
         for param in group["params"]:
             assert names[id(param)].endswith(("Ut_active", "Vh_active"))
