@@ -5,15 +5,12 @@ per protocol: the mean ± std test metric of full, LoRA, ReLoRA* and SST, the ga
 average next to the averages reported for SST (node classification 73.7 %, link prediction 82.5 %), and,
 for full rank, the comparison with HyboNet's released code and the seconds per epoch.
 
-ReLoRA* and SST runs are grouped by variant: the iteration length and warm-up, the optimizer-state
-reset, and for SST the learning-rate scale and rule of its singular vectors, the iterations per
-round, the vector gradient, the sampling rule and the learning-rate scale of its singular values. The
-main table uses the variants given by ``--relora-steps``, ``--relora-warmup``, ``--relora-state-reset``,
-``--sst-steps``, ``--sst-warmup``, ``--sst-vector-lr-scale``, ``--sst-vector-lr-rule``,
-``--sst-state-reset``, ``--sst-iterations-per-round``, ``--sst-gradient``, ``--sst-sampling`` and
-``--sst-value-lr-scale`` (default: the library's defaults);
-when a folder contains several variants, a second table lists their mean validation metric, the basis for
-choosing them.
+ReLoRA* and SST runs are grouped by variant: the iteration length, the warm-up and its scope, the
+optimizer-state reset, and for SST the learning-rate scale and rule of its singular vectors, the
+iterations per round, the vector gradient, the sampling rule and the learning-rate scale of its singular
+values. The main table uses the variants given by the ``--relora-*`` and ``--sst-*`` options (see
+``--help``; by default the library's defaults). When a folder contains several variants, a second table
+lists their mean validation metric, the basis for choosing them.
 
 Usage::
 
@@ -39,8 +36,10 @@ from hypersst.tasks.hgnn import (
     SST_VALUE_LR_SCALE,
     SST_VECTOR_LR_RULE,
     SST_VECTOR_LR_SCALE,
+    SST_WARMUP_SCOPE,
     STATE_RESETS,
     VECTOR_LR_RULES,
+    WARMUP_SCOPES,
     WARMUP_STEPS,
 )
 from hypersst.tasks.reporting import compute_gaps, summarize
@@ -64,34 +63,38 @@ REFERENCE = {
 
 def _variant(run: dict) -> tuple | None:
     """Return a run's variant: ``(steps per iteration, warm-up steps, vector lr scale, vector lr rule,
-    state reset, iterations per round, vector gradient, sampling rule, value lr scale)`` for SST,
-    ``(steps, warm-up, None, None, state reset, None, None, None, None)`` for ReLoRA*, None for full rank
-    and LoRA. Iterations per round of None mean ``ceil(k / r)``.
+    state reset, iterations per round, vector gradient, sampling rule, value lr scale, warm-up scope)``
+    for SST, ``(steps, warm-up, None, None, state reset, None, None, None, None, warm-up scope)`` for
+    ReLoRA*, None for full rank and LoRA. Iterations per round of None mean ``ceil(k / r)``.
 
     Runs recorded before the scale existed trained at scale 1, with the weight decay of the dense weights
     also applied to the vectors before each renormalization; runs recorded before the rule existed used
     the uniform rule, and runs recorded before the state reset existed used the "moments" reset. Runs
-    recorded before the singular values had a scale of their own trained them at scale 1.
+    recorded before the singular values had a scale of their own trained them at scale 1. Runs recorded
+    before the warm-up had a scope warmed up every parameter group.
     """
     sst = run.get("sst")
     if not sst:
         return None
     reset = sst.get("state_reset", "moments")
     steps, warmup = sst["steps_per_iteration"], sst["warmup_steps"]
+    scope = sst.get("warmup_scope", "all")
     if run["method"] != "sst":
-        return steps, warmup, None, None, reset, None, None, None, None
+        return steps, warmup, None, None, reset, None, None, None, None, scope
     scale, rule = sst.get("vector_lr_scale", 1.0), sst.get("vector_lr_rule", "uniform")
     gradient, sampling = sst.get("gradient", "enhanced"), sst.get("sampling", "mixed")
     values = sst.get("value_lr_scale", 1.0)
-    return steps, warmup, scale, rule, reset, sst.get("iterations_per_round"), gradient, sampling, values
+    return steps, warmup, scale, rule, reset, sst.get("iterations_per_round"), gradient, sampling, values, scope
 
 
 def _variant_text(variant: tuple) -> str:
-    steps, warmup, scale, rule, reset, per_round, gradient, sampling, values = variant
+    steps, warmup, scale, rule, reset, per_round, gradient, sampling, values, scope = variant
     text = f"{steps} steps"
     # Most variants warm up for a tenth of the iteration, so the label names only other warm-ups.
     if warmup != steps // 10:
         text += f" ({warmup}-step warm-up)"
+    if scope != "all":
+        text += f", warm-up of {scope} groups only"
     if scale is not None:
         text += f", vector lr × {scale:g}" + ("" if rule == "uniform" else f" ({rule} rule)")
     if reset == "restart":
@@ -121,8 +124,8 @@ def _load_runs(folder: Path) -> list[dict]:
 
 def _row_order(item: tuple) -> tuple:
     """Return the sort key of a validation-table row: method, then its variant with None made comparable."""
-    (method, (steps, warmup, scale, rule, reset, per_round, gradient, sampling, values)), _ = item
-    return method, steps, warmup, scale or 0, rule or "", reset, per_round or 0, gradient or "", sampling or "", values or 0
+    (method, (steps, warmup, scale, rule, reset, per_round, gradient, sampling, values, scope)), _ = item
+    return method, steps, warmup, scale or 0, rule or "", reset, per_round or 0, gradient or "", sampling or "", values or 0, scope
 
 
 def _validation_table(runs: list[dict]) -> list[str]:
@@ -286,6 +289,12 @@ def main(argv=None) -> int:
             default=SST_STATE_RESET,
             help=f"optimizer-state reset of the {LABELS[method]} runs in the main table (default: {SST_STATE_RESET})",
         )
+        parser.add_argument(
+            f"--{method}-warmup-scope",
+            choices=WARMUP_SCOPES,
+            default=SST_WARMUP_SCOPE,
+            help=f"parameter groups warmed up in the {LABELS[method]} runs in the main table (default: {SST_WARMUP_SCOPE})",
+        )
     # Options of the SST runs in the main table that ReLoRA* does not have: (name, type or choices,
     # default, description, default as shown in the help).
     sst_only = (
@@ -314,9 +323,12 @@ def main(argv=None) -> int:
         args.sst_gradient,
         args.sst_sampling,
         args.sst_value_lr_scale,
+        args.sst_warmup_scope,
     )
     chosen = {
-        "relora": (args.relora_steps, args.relora_warmup, None, None, args.relora_state_reset, None, None, None, None),
+        "relora": (
+            args.relora_steps, args.relora_warmup, None, None, args.relora_state_reset, None, None, None, None, args.relora_warmup_scope
+        ),
         "sst": (args.sst_steps, args.sst_warmup, *sst_options),
     }
     print("\n".join(report(folder, chosen) for folder in args.folders))

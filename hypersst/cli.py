@@ -159,6 +159,14 @@ def _add_run_arguments(parser: argparse.ArgumentParser, *, default_out: str) -> 
         "'proportional' with probability s_i / sum(s); ReLoRA* ignores it (default: mixed)",
     )
     parser.add_argument(
+        "--sst-warmup-scope",
+        choices=("all", "reset"),
+        default=None,
+        help="parameter groups that the per-iteration warm-up of SST and ReLoRA* scales: 'all', or 'reset' "
+        "for those whose optimizer state restarts (SST's singular vectors, and its singular values after "
+        "a re-SVD; ReLoRA*'s LoRA factors) (default: all)",
+    )
+    parser.add_argument(
         "--no-progress", action="store_true", help="hide the progress bars (hidden anyway when stderr is not a terminal)"
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
@@ -265,6 +273,7 @@ def _execute(args, *, methods, manifold, curvatures, command: str) -> int:
     config["sst_iterations_per_round"] = args.sst_iterations_per_round or hgnn.SST_ITERATIONS_PER_ROUND
     config["sst_gradient"] = args.sst_gradient or hgnn.SST_GRADIENT
     config["sst_sampling"] = args.sst_sampling or hgnn.SST_SAMPLING
+    config["sst_warmup_scope"] = args.sst_warmup_scope or hgnn.SST_WARMUP_SCOPE
     logger.info("config: %s", json.dumps(config, sort_keys=True))
     out = _prepare_out(Path(args.out))
 
@@ -313,6 +322,7 @@ def _execute(args, *, methods, manifold, curvatures, command: str) -> int:
             sst_gradient=config["sst_gradient"],
             sst_sampling=config["sst_sampling"],
             sst_value_lr_scale=config["sst_value_lr_scale"],
+            sst_warmup_scope=config["sst_warmup_scope"],
             dtype=dtype,
             progress=not args.no_progress,
         )

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
-__all__ = ["GRADIENTS", "SAMPLINGS", "STATE_RESETS", "SSTConfig"]
+__all__ = ["GRADIENTS", "SAMPLINGS", "STATE_RESETS", "WARMUP_SCOPES", "SSTConfig"]
 
 STATE_RESETS = ("moments", "restart")
 """Values of :attr:`SSTConfig.state_reset`."""
@@ -17,11 +17,15 @@ SAMPLINGS = ("mixed", "proportional")
 GRADIENTS = ("enhanced", "default")
 """Values of :attr:`SSTConfig.gradient`."""
 
+WARMUP_SCOPES = ("all", "reset")
+"""Values of :attr:`SSTConfig.warmup_scope`."""
+
 _CHOICES = {
     "sampling": SAMPLINGS,
     "gradient": GRADIENTS,
     "vector_geometry": ("euclidean", "sphere"),
     "state_reset": STATE_RESETS,
+    "warmup_scope": WARMUP_SCOPES,
 }
 
 
@@ -49,6 +53,13 @@ class SSTConfig:
         warmup_steps: length of the linear learning-rate warm-up at the start of each iteration; the
             learning rate of step ``t`` of an iteration is multiplied by ``min(1, (t + 1) / warmup_steps)``.
             ``0`` disables it.
+        warmup_scope: which parameter groups the warm-up scales. ``"all"`` scales every group, as
+            ReLoRA's jagged schedule does. ``"reset"`` scales only the groups that hold a parameter whose
+            optimizer state restarts at the iteration's start: the active singular vectors and the LoRA
+            factors of ReLoRA* layers at every iteration, and the singular values ``S`` of a layer in the
+            iteration after its re-SVD. The other groups train at their base rate throughout. With a
+            single parameter group both scopes give the same schedule; put the singular vectors
+            (:func:`hypersst.singular_vector_parameters`) in groups of their own to warm up only them.
         sampling: ``"mixed"`` draws triplet ``i`` with probability ``(1/k + s_i / sum(s)) / 2``;
             ``"proportional"`` uses ``s_i / sum(s)``.
         gradient: ``"enhanced"`` gives active vectors the gradient ``G v_i`` and ``G^T u_i`` (not scaled by
@@ -83,6 +94,9 @@ class SSTConfig:
     seed: int = field(default=0, metadata={"help": "seed of the sampling generator"})
     state_reset: Literal["moments", "restart"] = field(
         default="moments", metadata={"help": "optimizer-state reset: moments only, or moments and step counters"}
+    )
+    warmup_scope: Literal["all", "reset"] = field(
+        default="all", metadata={"help": "groups the warm-up scales: all, or those holding reset parameters"}
     )
 
     def __post_init__(self) -> None:

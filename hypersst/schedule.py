@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -40,8 +40,9 @@ class SSTScheduler:
       SST layer, swaps it in and resets the optimizer state of the swapped vectors only; and merges and
       resets every ReLoRA* layer together with its optimizer state. With ``config.state_reset="restart"``
       the step counters restart too, and a resampling restarts the state of every active vector;
-    * scales each parameter group's learning rate by the warm-up factor ``min(1, (t + 1) / warmup_steps)``,
-      where ``t`` counts the steps since the iteration began.
+    * scales the learning rate of each parameter group (with ``config.warmup_scope="reset"``, of each
+      group that holds a parameter whose state restarted when the iteration began) by the warm-up factor
+      ``min(1, (t + 1) / warmup_steps)``, where ``t`` counts the steps since the iteration began.
 
     All work due at an iteration boundary happens inside the :meth:`step` call that ends the iteration,
     so the state of swapped or reset parameters is already zero when it returns. The first active set is
@@ -90,6 +91,8 @@ class SSTScheduler:
         self.step_count = 0
         self.iteration = 0
         self.base_lrs = [group["lr"] for group in optimizer.param_groups]
+        self._warmed: set = set()
+        self._warmed_for: Optional[int] = None
         for name, layer in self.sst_layers:
             self._resample(name, layer)
         self._apply_lr_factor()
@@ -128,10 +131,28 @@ class SSTScheduler:
         position = self.step_count % self.config.steps_per_iteration
         return min(1.0, (position + 1) / warmup)
 
+    def warmed_groups(self) -> List[int]:
+        """Return the indices of the parameter groups that the warm-up scales in the current iteration."""
+        groups = self.optimizer.param_groups
+        if self.config.warmup_scope == "all":
+            return list(range(len(groups)))
+        restarted = []
+        for _, layer in self.relora_layers:
+            restarted.extend((layer.lora_A, layer.lora_B))
+        for _, layer in self.sst_layers:
+            restarted.extend(layer.trainable_vector_parameters())
+            if self.iteration > 0 and self.iteration % self.iterations_per_round(layer) == 0:
+                restarted.append(layer.S)
+        restarted_ids = {id(param) for param in restarted}
+        return [index for index, group in enumerate(groups) if any(id(param) in restarted_ids for param in group["params"])]
+
     def _apply_lr_factor(self) -> None:
         factor = self.warmup_factor()
-        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
-            group["lr"] = base * factor
+        if self._warmed_for != self.iteration:
+            self._warmed = set(self.warmed_groups())
+            self._warmed_for = self.iteration
+        for index, (group, base) in enumerate(zip(self.optimizer.param_groups, self.base_lrs)):
+            group["lr"] = base * factor if index in self._warmed else base
 
     # ------------------------------------------------------------------ boundary work
     def _resample(self, name: str, layer: SSTLinear) -> None:
@@ -190,8 +211,8 @@ class SSTScheduler:
         Raises:
             ValueError: if the saved configuration differs from this scheduler's.
         """
-        # Checkpoints written before ``state_reset`` existed used the "moments" reset.
-        saved = {"state_reset": "moments", **state["config"]}
+        # Checkpoints written before ``state_reset`` and ``warmup_scope`` existed used "moments" and "all".
+        saved = {"state_reset": "moments", "warmup_scope": "all", **state["config"]}
         if saved != self.config.to_dict():
             raise ValueError(
                 f"SSTScheduler: the checkpoint was written with config {saved}, but this scheduler uses "
@@ -206,4 +227,5 @@ class SSTScheduler:
         self.iteration = int(state["iteration"])
         self.base_lrs = list(state["base_lrs"])
         self.generator.set_state(state["generator_state"])
+        self._warmed_for = None
         self._apply_lr_factor()

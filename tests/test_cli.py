@@ -60,6 +60,14 @@ def test_value_lr_option_reaches_runs(tmp_path):
     assert [(run["method"], run["sst"].get("value_lr_scale")) for run in payload["runs"]] == [("sst", 0.1), ("relora", None)]
 
 
+def test_warmup_scope_option_reaches_runs(tmp_path):
+    argv = ["hgnn", "--seeds", "1", "--epochs", "3", "--method", "sst", "relora", "--rank", "2", "--out", str(tmp_path)]
+    assert main(argv + ["--sst-warmup-scope", "reset", "--no-progress", "-q"]) == 0
+    payload = json.loads((tmp_path / "results.json").read_text())
+    assert payload["config"]["sst_warmup_scope"] == "reset"
+    assert [run["sst"]["warmup_scope"] for run in payload["runs"]] == ["reset", "reset"]
+
+
 def test_state_reset_option_reaches_runs(tmp_path):
     argv = ["hgnn", "--seeds", "1", "--epochs", "3", "--method", "sst", "relora", "--rank", "2", "--out", str(tmp_path)]
     assert main(argv + ["--sst-state-reset", "restart", "--no-progress", "-q"]) == 0

@@ -24,6 +24,7 @@ def test_defaults_match_schedule_of_the_method():
         ({"rank": 2, "gradient": "natural"}, ValueError, r"SSTConfig.gradient must be one of"),
         ({"rank": 2, "vector_geometry": "stiefel"}, ValueError, r"SSTConfig.vector_geometry must be one of"),
         ({"rank": 2, "state_reset": "never"}, ValueError, r"SSTConfig.state_reset must be one of"),
+        ({"rank": 2, "warmup_scope": "vectors"}, ValueError, r"SSTConfig.warmup_scope must be one of"),
         ({"rank": True}, TypeError, r"SSTConfig.rank must be an int, got bool"),
     ],
 )

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from hypersst import SSTConfig, SSTLinear, SSTScheduler
+from hypersst import SSTConfig, SSTLinear, SSTScheduler, apply_lowrank, singular_vector_parameters
 from hypersst.checkpoint import load_checkpoint, save_checkpoint
 
 
@@ -126,14 +126,16 @@ def test_first_update_after_a_resampling(state_reset):
         torch.testing.assert_close(moved, torch.full_like(moved, expected), rtol=1e-6, atol=0)
 
 
-def test_load_state_without_state_reset():
+@pytest.mark.parametrize("field, other", [("state_reset", "restart"), ("warmup_scope", "reset")])
+def test_load_state_without_newer_field(field, other):
+    """A checkpoint from before ``field`` existed loads with the field's default value only."""
     model = _model()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     state = SSTScheduler(model, optimizer, SSTConfig(rank=3, seed=1)).state_dict()
-    del state["config"]["state_reset"]
+    del state["config"][field]
     SSTScheduler(model, optimizer, SSTConfig(rank=3, seed=1)).load_state_dict(state)
     with pytest.raises(ValueError, match="the checkpoint was written with config"):
-        SSTScheduler(model, optimizer, SSTConfig(rank=3, seed=1, state_reset="restart")).load_state_dict(state)
+        SSTScheduler(model, optimizer, SSTConfig(rank=3, seed=1, **{field: other})).load_state_dict(state)
 
 
 def test_swap_keeps_optimizer_tensors_in_place():
@@ -187,6 +189,84 @@ def test_warmup_factor_restarts_every_iteration():
         seen.append(optimizer.param_groups[0]["lr"])
     expected = [0.1, 0.2, 0.3, 0.4, 0.4] * 2 + [0.1]
     assert seen == pytest.approx(expected)
+
+
+def _grouped_optimizer(model, lr=0.4):
+    """SGD with three groups: the singular vectors, the singular values and the biases."""
+    vectors = singular_vector_parameters(model)
+    values = [model[0].S, model[2].S]
+    biases = [model[0].bias, model[2].bias]
+    return torch.optim.SGD([{"params": vectors}, {"params": values}, {"params": biases}], lr=lr)
+
+
+def test_reset_scope_warmup_per_group():
+    model = _model()
+    optimizer = _grouped_optimizer(model)
+    config = SSTConfig(rank=3, steps_per_iteration=2, warmup_steps=2, iterations_per_round=2, warmup_scope="reset")
+    scheduler = SSTScheduler(model, optimizer, config)
+    seen = [[group["lr"] for group in optimizer.param_groups]]
+    for step in range(8):
+        _train(model, optimizer, scheduler, 1, start=step)
+        seen.append([group["lr"] for group in optimizer.param_groups])
+    # Vectors warm up in every iteration; the singular values also in iterations 2 and 4, after a re-SVD.
+    expected = [
+        [0.2, 0.4, 0.4], [0.4, 0.4, 0.4],
+        [0.2, 0.4, 0.4], [0.4, 0.4, 0.4],
+        [0.2, 0.2, 0.4], [0.4, 0.4, 0.4],
+        [0.2, 0.4, 0.4], [0.4, 0.4, 0.4],
+        [0.2, 0.2, 0.4],
+    ]
+    assert seen == expected  # 0.4 * 0.5 is exactly 0.2 in binary floating point
+
+
+def test_all_scope_warms_up_every_group():
+    model = _model()
+    optimizer = _grouped_optimizer(model)
+    config = SSTConfig(rank=3, steps_per_iteration=2, warmup_steps=2, iterations_per_round=2)
+    SSTScheduler(model, optimizer, config)
+    assert [group["lr"] for group in optimizer.param_groups] == pytest.approx([0.2, 0.2, 0.2])
+
+
+def test_reset_scope_equals_all_scope_with_one_group():
+    schedules = {}
+    for scope in ("all", "reset"):
+        model = _model()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.4)
+        config = SSTConfig(rank=3, steps_per_iteration=5, warmup_steps=4, warmup_scope=scope)
+        scheduler = SSTScheduler(model, optimizer, config)
+        seen = [optimizer.param_groups[0]["lr"]]
+        for step in range(10):
+            _train(model, optimizer, scheduler, 1, start=step)
+            seen.append(optimizer.param_groups[0]["lr"])
+        schedules[scope] = seen
+    assert schedules["reset"] == schedules["all"]
+    assert schedules["reset"][:5] == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.4])
+
+
+def test_reset_scope_relora_factors():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 6), nn.Tanh(), nn.Linear(6, 4))
+    apply_lowrank(model, "relora", rank=2)
+    factors = [param for name, param in model.named_parameters() if "lora_" in name]
+    others = [param for name, param in model.named_parameters() if "lora_" not in name and param.requires_grad]
+    optimizer = torch.optim.SGD([{"params": others}, {"params": factors}], lr=0.4)
+    config = SSTConfig(rank=2, steps_per_iteration=3, warmup_steps=2, warmup_scope="reset")
+    SSTScheduler(model, optimizer, config)
+    assert [group["lr"] for group in optimizer.param_groups] == pytest.approx([0.4, 0.2])
+
+
+def test_resume_scoped_warmup(tmp_path):
+    config = SSTConfig(rank=3, steps_per_iteration=2, warmup_steps=2, iterations_per_round=2, warmup_scope="reset")
+    model = _model()
+    optimizer = _grouped_optimizer(model)
+    scheduler = SSTScheduler(model, optimizer, config)
+    _train(model, optimizer, scheduler, 4)  # the next step starts the iteration after a re-SVD
+    path = save_checkpoint(tmp_path / "run.pt", model, optimizer, scheduler)
+    resumed = _model(seed=5)
+    resumed_opt = _grouped_optimizer(resumed)
+    resumed_sched = SSTScheduler(resumed, resumed_opt, config)
+    load_checkpoint(path, resumed, resumed_opt, resumed_sched)
+    assert [group["lr"] for group in resumed_opt.param_groups] == pytest.approx([0.2, 0.2, 0.4])
 
 
 @pytest.mark.parametrize("vector_geometry", ["euclidean", "sphere"])

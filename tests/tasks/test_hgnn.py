@@ -17,6 +17,7 @@ from hypersst.tasks.hgnn import (
     SST_VALUE_LR_SCALE,
     SST_VECTOR_LR_RULE,
     SST_VECTOR_LR_SCALE,
+    SST_WARMUP_SCOPE,
     SST_WARMUP_STEPS,
     _apply_decoupled_weight_decay,
     build_model,
@@ -292,7 +293,18 @@ def test_gradient_sampling_change_sst_only(synthetic_nc, option, value):
     assert relora[0]["history"]["train_loss"] == relora[1]["history"]["train_loss"]
 
 
-@pytest.mark.parametrize(("option", "value"), [("sst_gradient", "natural"), ("sst_sampling", "uniform")])
+@pytest.mark.parametrize("method", ["sst", "relora"])
+def test_warmup_scope_changes_training(synthetic_nc, method):
+    scoped = run_hgnn("synthetic", "nc", method, 2, seed=0, data=synthetic_nc, epochs=45, sst_warmup_scope="reset")
+    default = run_hgnn("synthetic", "nc", method, 2, seed=0, data=synthetic_nc, epochs=45)
+    assert scoped["sst"]["warmup_scope"] == "reset"
+    assert default["sst"]["warmup_scope"] == SST_WARMUP_SCOPE
+    assert scoped["history"]["train_loss"] != default["history"]["train_loss"]
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("sst_gradient", "natural"), ("sst_sampling", "uniform"), ("sst_warmup_scope", "vectors")]
+)
 def test_gradient_sampling_reject_unknown(synthetic_nc, option, value):
     with pytest.raises(ValueError, match=f"{option} must be one of .*, got '{value}'"):
         run_hgnn("synthetic", "nc", "relora", 2, seed=0, data=synthetic_nc, epochs=2, **{option: value})
