@@ -42,7 +42,9 @@ with 100 steps at uniform scales 1 and 0.3, all with the ``"moments"`` reset. Wi
 also tried at 40 steps, with a re-SVD every 2 iterations instead of ``ceil(k / r)``, and at 10
 steps with 5 warm-up steps. A restarted Adam moves every coordinate by about the learning rate in
 its first steps. With 2 warm-up steps, the first step on new vectors therefore raised Airport
-NC's training loss in each iteration, which the 10-step warm-up avoids.
+NC's training loss in each iteration, which the 10-step warm-up avoids. The warm-up scales every
+parameter group (:data:`SST_WARMUP_SCOPE` = ``"all"``). Limiting it to the restarted groups
+(``"reset"``) lowered SST's validation average under ``"clean"`` by 0.44 points.
 Its singular values train at :data:`SST_VALUE_LR_SCALE` = 1 times the learning rate. At 0.1 they
 lift Cora NC by about 2 points but lower Disease LP and Airport NC. Scale 0.1 leads the validation
 average by 0.11 points under ``"clean"`` and trails it by as much under ``"hgcn"``, so the
