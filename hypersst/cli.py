@@ -77,7 +77,15 @@ def _add_run_arguments(parser: argparse.ArgumentParser, *, default_out: str) -> 
     parser.add_argument(
         "--rank", nargs="+", type=_positive_int, default=[4], help="rank(s) of LoRA, ReLoRA* and SST; full ignores it (default: 4)"
     )
-    parser.add_argument("--seeds", type=_positive_int, default=3, help="number of seeds; runs seeds 0 .. N-1 (default: 3)")
+    parser.add_argument(
+        "--seeds", type=_positive_int, default=3, help="number of seeds; runs seeds F .. F+N-1, F being --first-seed (default: 3)"
+    )
+    parser.add_argument(
+        "--first-seed",
+        type=_non_negative_int,
+        default=0,
+        help="first seed, to add seeds to an earlier study without rerunning it (default: 0)",
+    )
     parser.add_argument(
         "--epochs", type=_positive_int, default=None, help="maximum epochs, overriding the per-dataset default (5000 for real data)"
     )
@@ -239,7 +247,7 @@ def _run_specs(args, methods, curvatures) -> list[dict]:
                 for method in methods:
                     ranks = [None] if method == "full" else args.rank
                     for rank in ranks:
-                        for seed in range(args.seeds):
+                        for seed in range(args.first_seed, args.first_seed + args.seeds):
                             specs.append(dict(dataset=dataset, task=task, curvature=curvature, method=method, rank=rank, seed=seed))
     return specs
 
@@ -254,7 +262,7 @@ def _execute(args, *, methods, manifold, curvatures, command: str) -> int:
 
     config = {key: value for key, value in vars(args).items() if key not in ("handler", "subparser")}
     config.update(command=command, methods=list(methods), manifold=manifold, curvatures=list(curvatures))
-    config["seed_list"] = list(range(args.seeds))
+    config["seed_list"] = list(range(args.first_seed, args.first_seed + args.seeds))
     config["sst_steps"] = args.sst_steps or hgnn.SST_STEPS_PER_ITERATION
     if args.sst_warmup is not None:
         config["sst_warmup"] = args.sst_warmup

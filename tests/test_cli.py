@@ -142,6 +142,7 @@ def test_curvature_sweep_writes_plot(tmp_path, manifold, curvatures):
         (["hgnn", "--method", "galore"], "invalid choice: 'galore'"),
         (["hgnn", "--rank", "0"], "expected a positive integer, got 0"),
         (["hgnn", "--seeds", "two"], "expected a positive integer, got 'two'"),
+        (["hgnn", "--first-seed", "-1"], "--first-seed: expected a non-negative integer, got -1"),
         (["hgnn", "--grid", "--method", "sst"], "--grid runs every method"),
         (["hgnn", "--curvature", "-1"], "must be positive"),
         (["hgnn", "--sst-vector-lr-scale", "0"], "--sst-vector-lr-scale: expected a positive finite number, got 0"),
@@ -329,3 +330,16 @@ def test_hgnn_rejects_zero_patience(capsys):
     code = main(["hgnn", "--patience", "0"])
     assert code == 2
     assert "--patience: expected a positive integer, got 0" in capsys.readouterr().err
+
+
+def test_first_seed_shifts_the_seeds(tmp_path):
+    argv = ["hgnn", "--method", "full", "--seeds", "2", "--first-seed", "3", "--epochs", "3", "--out", str(tmp_path), "-q"]
+    assert main(argv + ["--no-progress"]) == 0
+    payload = json.loads((tmp_path / "results.json").read_text())
+    assert payload["config"]["seed_list"] == [3, 4]
+    assert [run["seed"] for run in payload["runs"]] == [3, 4]
+    alone = tmp_path / "seed4"
+    argv = ["hgnn", "--method", "full", "--seeds", "1", "--first-seed", "4", "--epochs", "3", "--out", str(alone), "-q"]
+    assert main(argv + ["--no-progress"]) == 0
+    (run,) = json.loads((alone / "results.json").read_text())["runs"]
+    assert run["history"] == payload["runs"][1]["history"]
