@@ -54,10 +54,10 @@ class SSTConfig:
             learning rate of step ``t`` of an iteration is multiplied by ``min(1, (t + 1) / warmup_steps)``.
             ``0`` disables it.
         warmup_scope: which parameter groups the warm-up scales. ``"all"`` scales every group, as
-            ReLoRA's jagged schedule does. ``"reset"`` scales only the groups that hold a parameter whose
-            optimizer state restarts at the iteration's start: the active singular vectors and the LoRA
-            factors of ReLoRA* layers at every iteration, and the singular values ``S`` of a layer in the
-            iteration after its re-SVD. The other groups train at their base rate throughout. With a
+            ReLoRA's jagged schedule does. ``"reset"`` scales only the groups that contain a parameter whose
+            optimizer state restarts at the iteration's start. These are the active singular vectors and the
+            LoRA factors of ReLoRA* layers at every iteration, and the singular values ``S`` of a layer in
+            the iteration after its re-SVD. The other groups train at their base rate throughout. With a
             single parameter group both scopes give the same schedule; put the singular vectors
             (:func:`hypersst.singular_vector_parameters`) in groups of their own to warm up only them.
         sampling: ``"mixed"`` draws triplet ``i`` with probability ``(1/k + s_i / sum(s)) / 2``;

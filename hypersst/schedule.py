@@ -41,7 +41,7 @@ class SSTScheduler:
       resets every ReLoRA* layer together with its optimizer state. With ``config.state_reset="restart"``
       the step counters restart too, and a resampling restarts the state of every active vector;
     * scales the learning rate of each parameter group (with ``config.warmup_scope="reset"``, of each
-      group that holds a parameter whose state restarted when the iteration began) by the warm-up factor
+      group that contains a parameter whose state restarted when the iteration began) by the warm-up factor
       ``min(1, (t + 1) / warmup_steps)``, where ``t`` counts the steps since the iteration began.
 
     All work due at an iteration boundary happens inside the :meth:`step` call that ends the iteration,
