@@ -112,12 +112,15 @@ def _variant_text(variant: tuple) -> str:
 
 
 def _load_runs(folder: Path) -> list[dict]:
-    """Load every run below ``folder``; a run repeated in a newer file (same setting, method, variant
-    and seed) wins."""
+    """Load every run below ``folder``; a run repeated in a newer file (same setting, method, variant,
+    seed, curvature and hyperparameters) wins."""
     latest: dict[tuple, dict] = {}
     for path in sorted(folder.rglob("results.json"), key=lambda item: item.stat().st_mtime):
         for run in json.loads(path.read_text())["runs"]:
-            key = (run["dataset"], run["task"], run["method"], run["rank"], _variant(run), run["seed"])
+            key = (
+                run["dataset"], run["task"], run["method"], run["rank"], _variant(run), run["seed"],
+                run["protocol"], run["manifold"], run["curvature"], json.dumps(run.get("hyperparameters"), sort_keys=True),
+            )
             latest[key] = run
     return list(latest.values())
 
@@ -155,6 +158,34 @@ def _stats(values: list[float]) -> tuple[float, float]:
     return 100 * mean, 100 * std
 
 
+def _check_comparable(folder: Path, runs: list[dict]) -> None:
+    """Exit when the runs of one setting differ in more than method, variant and seed.
+
+    Runs with another curvature, rank, epoch limit or protocol would otherwise share a table cell.
+    """
+    fields = {
+        "protocol": lambda run: run["protocol"],
+        "manifold": lambda run: run["manifold"],
+        "curvature": lambda run: run["curvature"],
+        "features": lambda run: run.get("features"),
+        "rank": lambda run: run["rank"] if run["method"] != "full" else None,
+    }
+    names = sorted({key for run in runs for key in run.get("hyperparameters") or {}})
+    for key in names:
+        fields[f"hyperparameter {key}"] = lambda run, key=key: (run.get("hyperparameters") or {}).get(key)
+    for dataset, task in sorted({(run["dataset"], run["task"]) for run in runs}):
+        setting = [run for run in runs if (run["dataset"], run["task"]) == (dataset, task)]
+        for name, value_of in fields.items():
+            values = {value_of(run) for run in setting}
+            if name == "rank":
+                values.discard(None)
+            if len(values) > 1:
+                raise SystemExit(
+                    f"the {dataset} {task} runs below {folder} differ in {name} ({', '.join(sorted(map(str, values)))}); "
+                    "report each from its own folder"
+                )
+
+
 def report(folder: Path, chosen: dict[str, tuple]) -> str:
     """Return the Markdown section of one protocol; ``chosen`` maps "relora" and "sst" to their variant."""
     all_runs = _load_runs(folder)
@@ -166,6 +197,7 @@ def report(folder: Path, chosen: dict[str, tuple]) -> str:
             f"the runs below {folder} used different early-stopping patience values {patiences}; "
             "report each patience from its own folder"
         )
+    _check_comparable(folder, all_runs)
     protocol = all_runs[0]["protocol"]
     # Full rank and LoRA have no variant, and chosen.get gives None for them too.
     runs = [run for run in all_runs if _variant(run) == chosen.get(run["method"])]
@@ -233,7 +265,8 @@ def report(folder: Path, chosen: dict[str, tuple]) -> str:
         if values:
             lines.append(
                 f"- average gap closed, {task.upper()} ({PRIMARY[task]}): **{statistics.mean(values):.1f} %** over "
-                f"{len(values)} settings (SST paper: {PAPER_GAP[task]} %); with each setting capped at 100 %: "
+                f"{len(values)} setting{'s' if len(values) > 1 else ''} (SST paper: {PAPER_GAP[task]} %); "
+                "with each setting capped at 100 %: "
                 f"{statistics.mean(min(value, 100.0) for value in values):.1f} %"
             )
     lines.append("")
@@ -246,11 +279,12 @@ def report(folder: Path, chosen: dict[str, tuple]) -> str:
             continue
         metric = PRIMARY[task]
         mean, std = _stats([run["test"][metric] for run in full_runs])
+        spread = "n/a" if math.isnan(std) else f"{std:.2f}"
         ref_mean, ref_sd = reference[metric]
         within = abs(mean - ref_mean) <= max(ref_sd, 1.0)
         seconds = sum(run["seconds"] for run in full_runs) / sum(run["epochs_run"] for run in full_runs)
         reference_rows.append(
-            f"| {dataset} {task.upper()} ({metric}) | {mean:.2f} ± {std:.2f} | {ref_mean:.2f} ± {ref_sd:.2f} | "
+            f"| {dataset} {task.upper()} ({metric}) | {mean:.2f} ± {spread} | {ref_mean:.2f} ± {ref_sd:.2f} | "
             f"{'yes' if within else 'no'} | {seconds:.3f} | {reference['seconds_per_epoch']:.3f} |"
         )
     if reference_rows:

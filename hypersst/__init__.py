@@ -28,6 +28,7 @@ _EXPORTS = {
     "merge_lowrank": "hypersst.lowrank",
     "prune_singular_values": "hypersst.lowrank",
     "save_checkpoint": "hypersst.checkpoint",
+    "singular_value_parameters": "hypersst.spectral",
     "singular_vector_parameters": "hypersst.spectral",
 }
 

@@ -386,10 +386,20 @@ class _UsageError(Exception):
         self.show_usage = show_usage
 
 
+# torch.manual_seed and torch.Generator.manual_seed take a signed 64-bit integer.
+_MAX_SEED = 2**63 - 1
+
+
 def _check_run_arguments(args, methods) -> None:
     """Reject, before any data is loaded, the values the library would only reject mid-run."""
     from hypersst.tasks import hgnn
 
+    last_seed = args.first_seed + args.seeds - 1
+    if last_seed > _MAX_SEED:
+        raise _UsageError(
+            f"--first-seed {args.first_seed} with --seeds {args.seeds} reaches seed {last_seed}, above the largest "
+            f"seed torch accepts ({_MAX_SEED}); choose a smaller --first-seed"
+        )
     steps = args.sst_steps or hgnn.SST_STEPS_PER_ITERATION
     if args.sst_warmup is not None:
         warmup, origin = args.sst_warmup, ""

@@ -58,8 +58,10 @@ class SSTConfig:
             optimizer state restarts at the iteration's start. These are the active singular vectors and the
             LoRA factors of ReLoRA* layers at every iteration, and the singular values ``S`` of a layer in
             the iteration after its re-SVD. The other groups train at their base rate throughout. With a
-            single parameter group both scopes give the same schedule; put the singular vectors
-            (:func:`hypersst.singular_vector_parameters`) in groups of their own to warm up only them.
+            single parameter group both scopes give the same schedule. Put the singular vectors
+            (:func:`hypersst.singular_vector_parameters`) and the singular values
+            (:func:`hypersst.singular_value_parameters`) in groups of their own so that the warm-up
+            reaches nothing else.
         sampling: ``"mixed"`` draws triplet ``i`` with probability ``(1/k + s_i / sum(s)) / 2``;
             ``"proportional"`` uses ``s_i / sum(s)``.
         gradient: ``"enhanced"`` gives active vectors the gradient ``G v_i`` and ``G^T u_i`` (not scaled by

@@ -143,6 +143,7 @@ def test_curvature_sweep_writes_plot(tmp_path, manifold, curvatures):
         (["hgnn", "--rank", "0"], "expected a positive integer, got 0"),
         (["hgnn", "--seeds", "two"], "expected a positive integer, got 'two'"),
         (["hgnn", "--first-seed", "-1"], "--first-seed: expected a non-negative integer, got -1"),
+        (["hgnn", "--first-seed", str(2**63 - 1), "--seeds", "2"], "reaches seed 9223372036854775808, above the largest"),
         (["hgnn", "--grid", "--method", "sst"], "--grid runs every method"),
         (["hgnn", "--curvature", "-1"], "must be positive"),
         (["hgnn", "--sst-vector-lr-scale", "0"], "--sst-vector-lr-scale: expected a positive finite number, got 0"),

@@ -5,7 +5,14 @@ import pytest
 import torch
 from torch import nn
 
-from hypersst import SSTConfig, SSTLinear, SSTScheduler, apply_lowrank, singular_vector_parameters
+from hypersst import (
+    SSTConfig,
+    SSTLinear,
+    SSTScheduler,
+    apply_lowrank,
+    singular_value_parameters,
+    singular_vector_parameters,
+)
 from hypersst.checkpoint import load_checkpoint, save_checkpoint
 
 
@@ -194,7 +201,7 @@ def test_warmup_factor_restarts_every_iteration():
 def _grouped_optimizer(model, lr=0.4):
     """SGD with three groups: the singular vectors, the singular values and the biases."""
     vectors = singular_vector_parameters(model)
-    values = [model[0].S, model[2].S]
+    values = singular_value_parameters(model)
     biases = [model[0].bias, model[2].bias]
     return torch.optim.SGD([{"params": vectors}, {"params": values}, {"params": biases}], lr=lr)
 

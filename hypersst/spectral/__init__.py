@@ -6,12 +6,13 @@ from hypersst.spectral.functional import (
     spectral_linear,
     svd_factors,
 )
-from hypersst.spectral.layer import SSTLinear, singular_vector_parameters
+from hypersst.spectral.layer import SSTLinear, singular_value_parameters, singular_vector_parameters
 
 __all__ = [
     "SSTLinear",
     "sample_active_indices",
     "sampling_probabilities",
+    "singular_value_parameters",
     "singular_vector_parameters",
     "spectral_linear",
     "svd_factors",

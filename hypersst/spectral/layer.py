@@ -299,14 +299,38 @@ def singular_vector_parameters(module: nn.Module) -> list[nn.Parameter]:
     Raises:
         ValueError: if ``module`` contains no :class:`SSTLinear`.
     """
+    return _sst_parameters(module, "singular_vector_parameters", lambda layer: layer.trainable_vector_parameters())
+
+
+def singular_value_parameters(module: nn.Module) -> list[nn.Parameter]:
+    """Return the singular values ``S`` of every :class:`SSTLinear` in ``module``.
+
+    Put them in their own optimizer parameter group to train them at a learning rate of their own. With
+    ``SSTConfig(warmup_scope="reset")``, a group of their own also keeps the warm-up after a re-SVD from
+    reaching other parameters.
+
+    Args:
+        module: a model or a single layer.
+
+    Returns:
+        The parameters in module order, one per SST layer, each listed once.
+
+    Raises:
+        ValueError: if ``module`` contains no :class:`SSTLinear`.
+    """
+    return _sst_parameters(module, "singular_value_parameters", lambda layer: (layer.S,))
+
+
+def _sst_parameters(module: nn.Module, caller: str, select) -> list[nn.Parameter]:
+    """Collect ``select(layer)`` over the SST layers of ``module``, raising if it has none."""
     # modules() yields a layer shared by several parents only once, so no parameter repeats.
     found: list[nn.Parameter] = []
     for layer in module.modules():
         if isinstance(layer, SSTLinear):
-            found.extend(layer.trainable_vector_parameters())
+            found.extend(select(layer))
     if not found:
         raise ValueError(
-            f"singular_vector_parameters: {type(module).__name__} contains no SSTLinear layer; convert it first "
+            f"{caller}: {type(module).__name__} contains no SSTLinear layer; convert it first "
             "with hypersst.apply_lowrank(model, 'sst', rank)"
         )
     return found

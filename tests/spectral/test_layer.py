@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from hypersst.spectral import SSTLinear, singular_vector_parameters
+from hypersst.spectral import SSTLinear, singular_value_parameters, singular_vector_parameters
 
 from hypersst.testing import DTYPE_TOLERANCE as TOLERANCE
 
@@ -221,3 +221,15 @@ def test_vector_parameters_shared_layer_once():
 def test_vector_parameters_without_sst_raises():
     with pytest.raises(ValueError, match="Sequential contains no SSTLinear layer; convert it first"):
         singular_vector_parameters(nn.Sequential(nn.Linear(3, 3)))
+
+
+def test_value_parameters_in_module_order():
+    shared = SSTLinear(6, 6, 2)
+    model = nn.Sequential(SSTLinear(8, 6, 2), nn.Linear(6, 6), shared, shared)
+    found = singular_value_parameters(model)
+    assert [id(param) for param in found] == [id(model[0].S), id(shared.S)]
+
+
+def test_value_parameters_without_sst_raises():
+    with pytest.raises(ValueError, match="singular_value_parameters: Sequential contains no SSTLinear layer"):
+        singular_value_parameters(nn.Sequential(nn.Linear(3, 3)))
