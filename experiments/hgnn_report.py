@@ -8,9 +8,9 @@ for full rank, the comparison with HyboNet's released code and the seconds per e
 ReLoRA* and SST runs are grouped by variant. For both methods a variant is the iteration length, the
 warm-up and its scope, and the optimizer-state reset. For SST it also covers the learning-rate scale and
 rule of the singular vectors, the iterations per round, the vector gradient, the sampling rule and the
-learning-rate scale of the singular values. The main table uses the variants given by the ``--relora-*`` and ``--sst-*`` options (see
-``--help``; by default the library's defaults). When a folder contains several variants, a second table
-lists their mean validation metric, the basis for choosing them.
+learning-rate scale of the singular values. The main table uses the variants given by the ``--relora-*``
+and ``--sst-*`` options (see ``--help``; by default the library's defaults). When a folder contains
+several variants, a second table lists their mean validation metric, the basis for choosing them.
 
 Usage::
 

@@ -238,6 +238,11 @@ def _configure_logging(quiet: bool) -> None:
     package_logger.propagate = False
 
 
+def _seed_range(args) -> range:
+    """Return the seeds that ``--first-seed`` and ``--seeds`` select."""
+    return range(args.first_seed, args.first_seed + args.seeds)
+
+
 def _run_specs(args, methods, curvatures) -> list[dict]:
     """List one dict of run arguments per (dataset, task, curvature, method, rank, seed)."""
     specs = []
@@ -247,7 +252,7 @@ def _run_specs(args, methods, curvatures) -> list[dict]:
                 for method in methods:
                     ranks = [None] if method == "full" else args.rank
                     for rank in ranks:
-                        for seed in range(args.first_seed, args.first_seed + args.seeds):
+                        for seed in _seed_range(args):
                             specs.append(dict(dataset=dataset, task=task, curvature=curvature, method=method, rank=rank, seed=seed))
     return specs
 
@@ -262,7 +267,7 @@ def _execute(args, *, methods, manifold, curvatures, command: str) -> int:
 
     config = {key: value for key, value in vars(args).items() if key not in ("handler", "subparser")}
     config.update(command=command, methods=list(methods), manifold=manifold, curvatures=list(curvatures))
-    config["seed_list"] = list(range(args.first_seed, args.first_seed + args.seeds))
+    config["seed_list"] = list(_seed_range(args))
     config["sst_steps"] = args.sst_steps or hgnn.SST_STEPS_PER_ITERATION
     if args.sst_warmup is not None:
         config["sst_warmup"] = args.sst_warmup

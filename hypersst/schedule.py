@@ -91,7 +91,7 @@ class SSTScheduler:
         self.step_count = 0
         self.iteration = 0
         self.base_lrs = [group["lr"] for group in optimizer.param_groups]
-        self._warmed: set = set()
+        self._warmed: set[int] = set()
         self._warmed_for: Optional[int] = None
         for name, layer in self.sst_layers:
             self._resample(name, layer)

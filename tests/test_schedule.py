@@ -234,7 +234,7 @@ def test_all_scope_warms_up_every_group():
     assert [group["lr"] for group in optimizer.param_groups] == pytest.approx([0.2, 0.2, 0.2])
 
 
-def test_reset_scope_equals_all_scope_with_one_group():
+def test_one_group_scopes_agree():
     schedules = {}
     for scope in ("all", "reset"):
         model = _model()
