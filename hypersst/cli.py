@@ -3,8 +3,10 @@
 Subcommands:
 
 * ``hypersst hgnn``: HyboNet node classification / link prediction with full-rank, LoRA,
-  ReLoRA* or SST linear layers, over seeds ``0 .. N-1``; prints mean ± std per method and
-  the gap closed, and writes ``results.json``, ``results.csv`` and ``val_curves.png``.
+  ReLoRA* or SST linear layers, over seeds ``F .. F+N-1`` (``--first-seed``, ``--seeds``);
+  prints mean ± std per method and the gap closed, and writes ``results.json``,
+  ``results.csv`` and ``val_curves.png``, plus one file per finished run in ``runs/``, which
+  ``--resume`` reads back.
 * ``hypersst curvature``: the same runs over a list of curvatures, on the Lorentz model
   (values of ``k > 0``, sectional curvature ``-1/k``) or the Poincaré model (values of
   ``kappa <= 0``, where 0 is Euclidean); also writes ``curvature.png``.
@@ -112,6 +114,12 @@ def _add_run_arguments(parser: argparse.ArgumentParser, *, default_out: str) -> 
     )
     parser.add_argument("--split-seed", type=_non_negative_int, default=1234, help="seed of the data split (default: 1234)")
     parser.add_argument("--out", default=default_out, help=f"output folder (default: {default_out})")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="reuse the runs already saved in OUT/runs by an earlier command with the same settings, and train "
+        "only the others; without it every run is trained again",
+    )
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="floating dtype of the model (default: float32)")
     parser.add_argument(
         "--sst-steps", type=_positive_int, default=None, help="optimizer steps per SST / ReLoRA* iteration (default: 20)"
@@ -257,13 +265,88 @@ def _run_specs(args, methods, curvatures) -> list[dict]:
     return specs
 
 
+RUNS_FOLDER = "runs"
+"""Sub-folder of ``--out`` that contains one file per finished run, read back by ``--resume``."""
+
+# Settings of the command's config that change what a run computes. Output and display options are not among them.
+_RUN_SETTINGS = (
+    "protocol",
+    "features",
+    "split_seed",
+    "epochs",
+    "patience",
+    "dtype",
+    "sst_steps",
+    "sst_warmup",
+    "sst_vector_lr_scale",
+    "sst_value_lr_scale",
+    "sst_vector_lr_rule",
+    "sst_state_reset",
+    "sst_iterations_per_round",
+    "sst_gradient",
+    "sst_sampling",
+    "sst_warmup_scope",
+)
+
+
+def _run_file_name(spec: dict, manifold: str) -> str:
+    """Return the file name of one run. ``repr`` gives distinct curvatures distinct names."""
+    rank = "" if spec["rank"] is None else f"-r{spec['rank']}"
+    return f"{spec['dataset']}-{spec['task']}-{manifold}-k{float(spec['curvature'])!r}-{spec['method']}{rank}-seed{spec['seed']}.json"
+
+
+def _run_config(spec: dict, config: dict, manifold: str, graph) -> dict:
+    """Collect what determines one run, in the form it takes after a JSON round trip."""
+    from hypersst import __version__
+
+    run_config = {**spec, "manifold": manifold, **{key: config[key] for key in _RUN_SETTINGS}}
+    run_config["graph"] = {
+        "nodes": int(graph.num_nodes),
+        "edges": int(graph.edge_index.size(1)),
+        "features": int(graph.num_features),
+    }
+    run_config["hypersst_version"] = __version__
+    return json.loads(json.dumps(run_config))
+
+
+def _resumed_record(path: Path, run_config: dict) -> dict:
+    """Return the record saved at ``path`` if it was made with ``run_config``, else raise a usage error."""
+    from hypersst.tasks.reporting import load_run
+
+    try:
+        saved_config, record = load_run(path)
+    except (OSError, ValueError) as error:
+        raise _UsageError(f"--resume: {error}", show_usage=False) from None
+    if saved_config != run_config:
+        keys = sorted(set(saved_config) | set(run_config))
+        differences = [
+            f"{key} {saved_config.get(key)!r} there, {run_config.get(key)!r} now"
+            for key in keys
+            if saved_config.get(key) != run_config.get(key)
+        ]
+        raise _UsageError(
+            f"--resume: {path} contains a run trained with different settings ({'; '.join(differences)}); "
+            "drop --resume to train every run again, or choose another --out",
+            show_usage=False,
+        )
+    return record
+
+
 def _execute(args, *, methods, manifold, curvatures, command: str) -> int:
     """Run every spec, then print and write the results."""
     import torch
     from tqdm.auto import tqdm
 
     from hypersst.tasks import hgnn
-    from hypersst.tasks.reporting import compute_gaps, format_table, plot_curvature, plot_validation_curves, summarize, write_results
+    from hypersst.tasks.reporting import (
+        compute_gaps,
+        format_table,
+        plot_curvature,
+        plot_validation_curves,
+        save_run,
+        summarize,
+        write_results,
+    )
 
     config = {key: value for key, value in vars(args).items() if key not in ("handler", "subparser")}
     config.update(command=command, methods=list(methods), manifold=manifold, curvatures=list(curvatures))
@@ -303,46 +386,71 @@ def _execute(args, *, methods, manifold, curvatures, command: str) -> int:
     _check_ranks(args.rank, graphs, methods=methods, manifold=manifold, curvature=curvatures[0])
 
     specs = _run_specs(args, methods, curvatures)
+    runs_dir = out / RUNS_FOLDER
+    records: list[dict | None] = [None] * len(specs)
+    pending = []
+    for index, spec in enumerate(specs):
+        run_config = _run_config(spec, config, manifold, graphs[(spec["dataset"], spec["task"])])
+        path = runs_dir / _run_file_name(spec, manifold)
+        if args.resume and path.exists():
+            records[index] = _resumed_record(path, run_config)
+        else:
+            pending.append((index, spec, run_config, path))
+    if args.resume:
+        print(f"resumed {len(specs) - len(pending)} of {len(specs)} runs from {runs_dir}")
+    else:
+        saved = sum(path.exists() for *_, path in pending)
+        if saved:
+            print(f"note: {runs_dir} contains {saved} of these runs from an earlier command; they are trained again (--resume reuses them)")
+
     dtype = torch.float64 if args.dtype == "float64" else torch.float32
-    records = []
     # disable=None lets tqdm hide the bar when stderr is not a terminal (a pipe or a log file).
     progress_off = True if args.no_progress else None
-    for spec in tqdm(specs, desc=command, disable=progress_off, file=sys.stderr, dynamic_ncols=True):
-        logger.info(
-            "run %s %s method=%s rank=%s curvature=%s seed=%d",
-            spec["dataset"], spec["task"], spec["method"], spec["rank"], spec["curvature"], spec["seed"],
+    try:
+        for index, spec, run_config, path in tqdm(pending, desc=command, disable=progress_off, file=sys.stderr, dynamic_ncols=True):
+            logger.info(
+                "run %s %s method=%s rank=%s curvature=%s seed=%d",
+                spec["dataset"], spec["task"], spec["method"], spec["rank"], spec["curvature"], spec["seed"],
+            )
+            record = hgnn.run_hgnn(
+                spec["dataset"],
+                spec["task"],
+                spec["method"],
+                spec["rank"],
+                spec["seed"],
+                data=graphs[(spec["dataset"], spec["task"])],
+                protocol=args.protocol,
+                features=args.features,
+                split_seed=args.split_seed,
+                manifold=manifold,
+                curvature=spec["curvature"],
+                epochs=args.epochs,
+                patience=args.patience,
+                sst_steps_per_iteration=config["sst_steps"],
+                sst_warmup_steps=args.sst_warmup,
+                sst_vector_lr_scale=config["sst_vector_lr_scale"],
+                sst_vector_lr_rule=config["sst_vector_lr_rule"],
+                sst_state_reset=config["sst_state_reset"],
+                sst_iterations_per_round=config["sst_iterations_per_round"],
+                sst_gradient=config["sst_gradient"],
+                sst_sampling=config["sst_sampling"],
+                sst_value_lr_scale=config["sst_value_lr_scale"],
+                sst_warmup_scope=config["sst_warmup_scope"],
+                dtype=dtype,
+                progress=not args.no_progress,
+            )
+            logger.info(
+                "done seed=%d best_epoch=%d test=%s (%.1f s)", record["seed"], record["best_epoch"], record["test"], record["seconds"]
+            )
+            records[index] = save_run(path, run_config, record)
+    except KeyboardInterrupt:
+        finished = sum(record is not None for record in records)
+        print(
+            f"hypersst {command}: interrupted with {finished} of {len(specs)} runs finished and saved in {runs_dir}; "
+            "rerun the same command with --resume to train only the others",
+            file=sys.stderr,
         )
-        record = hgnn.run_hgnn(
-            spec["dataset"],
-            spec["task"],
-            spec["method"],
-            spec["rank"],
-            spec["seed"],
-            data=graphs[(spec["dataset"], spec["task"])],
-            protocol=args.protocol,
-            features=args.features,
-            split_seed=args.split_seed,
-            manifold=manifold,
-            curvature=spec["curvature"],
-            epochs=args.epochs,
-            patience=args.patience,
-            sst_steps_per_iteration=config["sst_steps"],
-            sst_warmup_steps=args.sst_warmup,
-            sst_vector_lr_scale=config["sst_vector_lr_scale"],
-            sst_vector_lr_rule=config["sst_vector_lr_rule"],
-            sst_state_reset=config["sst_state_reset"],
-            sst_iterations_per_round=config["sst_iterations_per_round"],
-            sst_gradient=config["sst_gradient"],
-            sst_sampling=config["sst_sampling"],
-            sst_value_lr_scale=config["sst_value_lr_scale"],
-            sst_warmup_scope=config["sst_warmup_scope"],
-            dtype=dtype,
-            progress=not args.no_progress,
-        )
-        logger.info(
-            "done seed=%d best_epoch=%d test=%s (%.1f s)", record["seed"], record["best_epoch"], record["test"], record["seconds"]
-        )
-        records.append(record)
+        return 130
 
     summary = summarize(records)
     gaps = compute_gaps(summary)
@@ -513,7 +621,8 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         The exit code: 0 on success; 2 for invalid arguments, an unwritable ``--out`` folder
         or a missing data folder; 1 when loading or training fails later (for example a missing
-        file inside the data folder, or a non-finite loss).
+        file inside the data folder, or a non-finite loss); 130 when interrupted (Ctrl-C) between or
+        during runs, after saving the finished ones for ``--resume``.
     """
     parser = build_parser()
     try:

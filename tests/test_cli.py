@@ -344,3 +344,92 @@ def test_first_seed_shifts_the_seeds(tmp_path):
     assert main(argv + ["--no-progress"]) == 0
     (run,) = json.loads((alone / "results.json").read_text())["runs"]
     assert run["history"] == payload["runs"][1]["history"]
+
+
+def _grid(out, *extra):
+    return ["hgnn", "--grid", "--rank", "2", "--seeds", "2", "--epochs", "5", "--out", str(out), "--no-progress", "-q", *extra]
+
+
+def _without_seconds(runs):
+    return [{key: value for key, value in run.items() if key != "seconds"} for run in runs]
+
+
+def test_resume_after_interrupt_matches_an_uninterrupted_grid(tmp_path, monkeypatch, capsys):
+    from hypersst.tasks import hgnn
+
+    assert main(_grid(tmp_path / "whole")) == 0
+    whole = json.loads((tmp_path / "whole" / "results.json").read_text())
+
+    real_run = hgnn.run_hgnn
+    calls = []
+    interrupt = {"at_call": 3}
+
+    def interrupted_run(*args, **kwargs):
+        calls.append(args[:5])
+        if len(calls) == interrupt["at_call"]:
+            interrupt["at_call"] = None
+            raise KeyboardInterrupt
+        return real_run(*args, **kwargs)
+
+    monkeypatch.setattr(hgnn, "run_hgnn", interrupted_run)
+    out = tmp_path / "parts"
+    assert main(_grid(out)) == 130
+    assert "interrupted with 2 of 8 runs finished and saved" in capsys.readouterr().err
+    assert len(list((out / "runs").glob("*.json"))) == 2
+    assert not (out / "results.json").exists()
+
+    calls.clear()
+    assert main(_grid(out, "--resume")) == 0
+    assert "resumed 2 of 8 runs" in capsys.readouterr().out
+    assert len(calls) == 6 and ("synthetic", "nc", "full", None, 0) not in calls
+    resumed = json.loads((out / "results.json").read_text())
+    assert _without_seconds(resumed["runs"]) == _without_seconds(whole["runs"])
+    assert resumed["summary"] == whole["summary"]
+    assert resumed["gap_closed"] == whole["gap_closed"]
+
+    calls.clear()
+    assert main(_grid(out, "--resume")) == 0
+    assert calls == [], "a finished grid must not train again"
+
+
+def test_resume_adds_seeds(tmp_path, capsys):
+    assert main(_grid(tmp_path)) == 0
+    argv = _grid(tmp_path, "--resume")
+    argv[argv.index("--seeds") + 1] = "3"
+    assert main(argv) == 0
+    assert "resumed 8 of 12 runs" in capsys.readouterr().out
+    payload = json.loads((tmp_path / "results.json").read_text())
+    assert sorted({run["seed"] for run in payload["runs"]}) == [0, 1, 2]
+
+
+def test_resume_rejects_other_settings(tmp_path, capsys):
+    assert main(_grid(tmp_path)) == 0
+    assert main(_grid(tmp_path, "--resume", "--sst-steps", "10")) == 2
+    error = capsys.readouterr().err
+    assert "contains a run trained with different settings (sst_steps 20 there, 10 now)" in error
+    assert "drop --resume" in error
+
+
+def test_resume_names_an_unreadable_run_file(tmp_path, capsys):
+    assert main(_grid(tmp_path)) == 0
+    broken = tmp_path / "runs" / "synthetic-nc-lorentz-k1.0-sst-r2-seed1.json"
+    broken.write_text('{"format": 1, "run_')
+    assert main(_grid(tmp_path, "--resume")) == 2
+    error = capsys.readouterr().err
+    assert f"{broken} is not a run file of hypersst" in error
+    assert "delete it to train that run again" in error
+
+
+def test_rerun_without_resume_says_it_retrains(tmp_path, capsys):
+    argv = ["hgnn", "--method", "full", "--seeds", "1", "--epochs", "3", "--out", str(tmp_path), "--no-progress", "-q"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "contains 1 of these runs from an earlier command; they are trained again" in capsys.readouterr().out
+
+
+def test_curvature_runs_get_one_file_each(tmp_path):
+    argv = ["curvature", "--manifold", "poincare", "--curvatures", "-1", "-0.5", "0", "--seeds", "1", "--epochs", "3"]
+    assert main(argv + ["--rank", "2", "--out", str(tmp_path), "--no-progress", "-q"]) == 0
+    names = sorted(path.name for path in (tmp_path / "runs").iterdir())
+    assert names == [f"synthetic-nc-poincare-k{value}-sst-r2-seed0.json" for value in ("-0.5", "-1.0", "0.0")]

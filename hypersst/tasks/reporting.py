@@ -34,14 +34,18 @@ from pathlib import Path
 
 import numpy as np
 
+from hypersst._io import atomic_open, atomic_write_text
+
 __all__ = [
     "GapClosed",
     "TEST_METRICS",
     "compute_gaps",
     "format_table",
     "gap_closed",
+    "load_run",
     "plot_curvature",
     "plot_validation_curves",
+    "save_run",
     "summarize",
     "write_results",
 ]
@@ -347,7 +351,7 @@ def write_results(out_dir: str | Path, records: Sequence[dict], summary: Sequenc
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = out_dir / "results.json"
     payload = {"config": config, "runs": list(records), "summary": list(summary), "gap_closed": list(gaps)}
-    json_path.write_text(json.dumps(_json_safe(payload), indent=2) + "\n")
+    atomic_write_text(json_path, json.dumps(_json_safe(payload), indent=2) + "\n")
 
     csv_path = out_dir / "results.csv"
     metric_names = sorted({f"{split}_{name}" for record in records for split in ("val", "test") for name in record[split]})
@@ -356,7 +360,7 @@ def write_results(out_dir: str | Path, records: Sequence[dict], summary: Sequenc
         *_GROUP_KEYS, "seed", "protocol", "features", "best_epoch", "epochs_run", "trainable_parameters", "seconds",
         *metric_names, *(f"sst_{key}" for key in sst_keys),
     ]
-    with csv_path.open("w", newline="") as handle:
+    with atomic_open(csv_path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         for record in records:
@@ -369,6 +373,48 @@ def write_results(out_dir: str | Path, records: Sequence[dict], summary: Sequenc
             row["rank"] = "" if record.get("rank") is None else record["rank"]
             writer.writerow(row)
     return {"json": json_path, "csv": csv_path}
+
+
+RUN_FILE_FORMAT = 1
+"""Version of the layout of the per-run files that :func:`save_run` writes."""
+
+
+def save_run(path: str | Path, run_config: dict, record: dict) -> dict:
+    """Write one finished run to ``path`` atomically and return the record as it reads back.
+
+    The returned record is the JSON round trip of ``record`` (tuples become lists, NaN becomes None), so
+    a command that uses it gives the same output as one that later reads the file with :func:`load_run`.
+
+    Args:
+        path: destination ``.json`` file.
+        run_config: every setting that determines the run, compared on resume.
+        record: the run record.
+    """
+    payload = {"format": RUN_FILE_FORMAT, "run_config": run_config, "record": record}
+    text = json.dumps(_json_safe(payload)) + "\n"
+    atomic_write_text(path, text)
+    return json.loads(text)["record"]
+
+
+def load_run(path: str | Path) -> tuple[dict, dict]:
+    """Read a file written by :func:`save_run` and return ``(run_config, record)``.
+
+    Raises:
+        ValueError: if the file is not valid JSON or lacks the layout of :func:`save_run`.
+    """
+    path = Path(path)
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} is not a run file of hypersst ({error}); delete it to train that run again") from None
+    if not isinstance(payload, dict) or payload.get("format") != RUN_FILE_FORMAT or not all(
+        isinstance(payload.get(key), dict) for key in ("run_config", "record")
+    ):
+        raise ValueError(
+            f"{path} lacks the layout of a hypersst run file (format {RUN_FILE_FORMAT} with run_config and record); "
+            "delete it to train that run again"
+        )
+    return payload["run_config"], payload["record"]
 
 
 def _label(record_or_row: dict, with_curvature: bool) -> str:
@@ -410,9 +456,11 @@ def _pyplot():
 
 def _save(figure, path: str | Path) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    _pyplot().close(figure)
+    try:
+        with atomic_open(path, "wb") as stream:
+            figure.savefig(stream, format=path.suffix.lstrip(".") or "png", dpi=100)
+    finally:
+        _pyplot().close(figure)
     return path
 
 
