@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # HGNN benchmark grid: HyboNet with full, LoRA, ReLoRA* and SST at rank 2 (d = 16), 3 seeds, on
 # Airport NC/LP, Cora NC/LP and Disease LP, under one split protocol (clean or hgcn).
-# Usage: experiments/hgnn_benchmark.sh PROTOCOL [OUT_DIR]   (one torch thread; wall time is logged)
+# Usage: experiments/hgnn_benchmark.sh PROTOCOL [OUT_DIR [FLAG ...]]   (one torch thread; wall time is logged)
+# Further flags go to both hypersst commands; --resume continues an interrupted grid in OUT_DIR.
 set -euo pipefail
-protocol=${1:?usage: hgnn_benchmark.sh clean|hgcn [OUT_DIR]}
+protocol=${1:?usage: hgnn_benchmark.sh clean|hgcn [OUT_DIR [FLAG ...]]}
 out=${2:-results/hgnn/$protocol}
+shift $(( $# < 2 ? $# : 2 ))
 data_root=${HYPERSST_DATA:-../shared/data/hgnn}
 export OMP_NUM_THREADS=1
 mkdir -p "$out"
 start=$(date +%s)
 hypersst hgnn --data-root "$data_root" --protocol "$protocol" --grid --rank 2 --seeds 3 \
-    --dataset airport cora --task nc lp --out "$out/airport-cora" --no-progress
+    --dataset airport cora --task nc lp --out "$out/airport-cora" --no-progress "$@"
 hypersst hgnn --data-root "$data_root" --protocol "$protocol" --grid --rank 2 --seeds 3 \
-    --dataset disease --task lp --out "$out/disease" --no-progress
+    --dataset disease --task lp --out "$out/disease" --no-progress "$@"
 echo "wall time: $(( $(date +%s) - start )) s"
