@@ -5,8 +5,14 @@
 # Further flags go to both hypersst commands; --resume continues an interrupted grid in OUT_DIR.
 set -euo pipefail
 protocol=${1:?usage: hgnn_benchmark.sh clean|hgcn [OUT_DIR [FLAG ...]]}
-out=${2:-results/hgnn/$protocol}
-shift $(( $# < 2 ? $# : 2 ))
+shift
+# A first extra argument that starts with "-" is a flag, and OUT_DIR keeps its default.
+if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then
+    out=$1
+    shift
+else
+    out=results/hgnn/$protocol
+fi
 data_root=${HYPERSST_DATA:-../shared/data/hgnn}
 export OMP_NUM_THREADS=1
 mkdir -p "$out"

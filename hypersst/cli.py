@@ -269,24 +269,24 @@ RUNS_FOLDER = "runs"
 """Sub-folder of ``--out`` that contains one file per finished run, read back by ``--resume``."""
 
 # Settings of the command's config that change what a run computes. Output and display options are not among them.
-_RUN_SETTINGS = (
-    "protocol",
-    "features",
-    "split_seed",
-    "epochs",
-    "patience",
-    "dtype",
-    "sst_steps",
-    "sst_warmup",
-    "sst_vector_lr_scale",
-    "sst_value_lr_scale",
-    "sst_vector_lr_rule",
-    "sst_state_reset",
-    "sst_iterations_per_round",
-    "sst_gradient",
-    "sst_sampling",
-    "sst_warmup_scope",
-)
+_RUN_SETTINGS = ("protocol", "features", "split_seed", "epochs", "patience", "dtype")
+
+# The settings that only some methods read: ReLoRA* ignores SST's sampling, gradient, rounds and learning-rate
+# scales, and full rank and LoRA ignore them all, so a saved run of those methods stays valid when they change.
+_RELORA_SETTINGS = ("sst_steps", "sst_warmup", "sst_state_reset", "sst_warmup_scope")
+_METHOD_SETTINGS = {
+    "full": (),
+    "lora": (),
+    "relora": _RELORA_SETTINGS,
+    "sst": _RELORA_SETTINGS
+    + ("sst_vector_lr_scale", "sst_value_lr_scale", "sst_vector_lr_rule", "sst_iterations_per_round", "sst_gradient", "sst_sampling"),
+}
+
+# Keys of the run settings that are not named after their flag.
+_SETTING_LABELS = {"graph": "data (nodes, edges, features)", "hypersst_version": "hypersst version"}
+
+# Fields of a saved record that the tables, result files and plots read.
+_RECORD_TABLES = ("val", "test", "history")
 
 
 def _run_file_name(spec: dict, manifold: str) -> str:
@@ -299,37 +299,66 @@ def _run_config(spec: dict, config: dict, manifold: str, graph) -> dict:
     """Collect what determines one run, in the form it takes after a JSON round trip."""
     from hypersst import __version__
 
-    run_config = {**spec, "manifold": manifold, **{key: config[key] for key in _RUN_SETTINGS}}
+    settings = _RUN_SETTINGS + _METHOD_SETTINGS[spec["method"]]
+    run_config = {**spec, "manifold": manifold, **{key: config[key] for key in settings}}
+    if isinstance(run_config.get("sst_warmup"), dict):
+        # Without --sst-warmup each method has its own default warm-up.
+        run_config["sst_warmup"] = run_config["sst_warmup"][spec["method"]]
     run_config["graph"] = {
         "nodes": int(graph.num_nodes),
         "edges": int(graph.edge_index.size(1)),
         "features": int(graph.num_features),
     }
+    # NOTE: the version string changes only with releases, so --resume also reuses runs that an older
+    # checkout of the same version saved.
     run_config["hypersst_version"] = __version__
     return json.loads(json.dumps(run_config))
 
 
-def _resumed_record(path: Path, run_config: dict) -> dict:
-    """Return the record saved at ``path`` if it was made with ``run_config``, else raise a usage error."""
+def _setting_label(key: str) -> str:
+    if key in _SETTING_LABELS:
+        return _SETTING_LABELS[key]
+    return "--" + key.replace("_", "-")
+
+
+def _saved_record(path: Path, run_config: dict) -> tuple[dict | None, str | None]:
+    """Read the run saved at ``path``.
+
+    Returns:
+        ``(record, None)`` if the run was trained with ``run_config``, else ``(None, differences)``,
+        the differing settings in words.
+
+    Raises:
+        _UsageError: if the file cannot be read or is not a complete run file for this run.
+    """
     from hypersst.tasks.reporting import load_run
 
     try:
         saved_config, record = load_run(path)
-    except (OSError, ValueError) as error:
+    except ValueError as error:
         raise _UsageError(f"--resume: {error}", show_usage=False) from None
-    if saved_config != run_config:
-        keys = sorted(set(saved_config) | set(run_config))
-        differences = [
-            f"{key} {saved_config.get(key)!r} there, {run_config.get(key)!r} now"
-            for key in keys
-            if saved_config.get(key) != run_config.get(key)
-        ]
+    except OSError as error:
+        reason = error.strerror or str(error)
         raise _UsageError(
-            f"--resume: {path} contains a run trained with different settings ({'; '.join(differences)}); "
-            "drop --resume to train every run again, or choose another --out",
+            f"--resume: cannot read {path} ({reason}); delete it to train that run again", show_usage=False
+        ) from None
+    identity = ("dataset", "task", "manifold", "curvature", "method", "rank", "seed")
+    complete = all(isinstance(record.get(key), dict) for key in _RECORD_TABLES) and "best_epoch" in record
+    if not complete or any(record.get(key) != run_config[key] for key in identity):
+        raise _UsageError(
+            f"--resume: {path} does not contain a complete record of the run its name gives (dataset, task, "
+            "manifold, curvature, method, rank, seed, val, test, history, best_epoch); delete it to train that run again",
             show_usage=False,
         )
-    return record
+    if saved_config == run_config:
+        return record, None
+    keys = sorted(set(saved_config) | set(run_config))
+    differences = [
+        f"{_setting_label(key)} {saved_config.get(key)!r} there, {run_config.get(key)!r} now"
+        for key in keys
+        if saved_config.get(key) != run_config.get(key)
+    ]
+    return None, "; ".join(differences)
 
 
 def _execute(args, *, methods, manifold, curvatures, command: str) -> int:
@@ -389,13 +418,24 @@ def _execute(args, *, methods, manifold, curvatures, command: str) -> int:
     runs_dir = out / RUNS_FOLDER
     records: list[dict | None] = [None] * len(specs)
     pending = []
+    mismatched = []
     for index, spec in enumerate(specs):
         run_config = _run_config(spec, config, manifold, graphs[(spec["dataset"], spec["task"])])
         path = runs_dir / _run_file_name(spec, manifold)
         if args.resume and path.exists():
-            records[index] = _resumed_record(path, run_config)
+            records[index], differences = _saved_record(path, run_config)
+            if differences:
+                mismatched.append((path, differences))
         else:
             pending.append((index, spec, run_config, path))
+    if mismatched:
+        first_path, first_differences = mismatched[0]
+        raise _UsageError(
+            f"--resume: {len(mismatched)} saved run(s) in {runs_dir} were trained with different settings, "
+            f"e.g. {first_path.name} ({first_differences}); delete those files to train them again, drop "
+            "--resume to train every run again, or choose another --out",
+            show_usage=False,
+        )
     if args.resume:
         print(f"resumed {len(specs) - len(pending)} of {len(specs)} runs from {runs_dir}")
     else:
@@ -442,7 +482,14 @@ def _execute(args, *, methods, manifold, curvatures, command: str) -> int:
             logger.info(
                 "done seed=%d best_epoch=%d test=%s (%.1f s)", record["seed"], record["best_epoch"], record["test"], record["seconds"]
             )
-            records[index] = save_run(path, run_config, record)
+            try:
+                records[index] = save_run(path, run_config, record)
+            except OSError as error:
+                finished = sum(record is not None for record in records)
+                raise RuntimeError(
+                    f"failed to save the run {path.name} in {runs_dir} ({error.strerror or error}); {finished} of "
+                    f"{len(specs)} runs are saved there, and --resume reuses them once the folder is writable"
+                ) from None
     except KeyboardInterrupt:
         finished = sum(record is not None for record in records)
         print(
@@ -478,6 +525,9 @@ def _run_curvature_command(args) -> int:
     curvatures = args.curvatures
     if curvatures is None:
         curvatures = [0.5, 1.0, 2.0] if args.manifold == "lorentz" else [-1.0, -0.5, 0.0]
+    # Adding 0.0 turns -0.0 into 0.0, so that both spellings name the same Euclidean run.
+    curvatures = [value + 0.0 for value in curvatures]
+    _reject_repeats("--curvatures", curvatures)
     if args.manifold == "lorentz" and any(not value > 0 for value in curvatures):
         raise _UsageError(f"Lorentz curvatures are values of k and must all be positive, got {curvatures}")
     if args.manifold == "poincare" and any(not value <= 0 for value in curvatures):
@@ -503,10 +553,21 @@ class _UsageError(Exception):
 _MAX_SEED = 2**63 - 1
 
 
+def _reject_repeats(flag: str, values) -> None:
+    """Raise a usage error if ``values`` lists a value twice, which would train the same runs twice."""
+    seen = []
+    for value in values:
+        if value in seen:
+            raise _UsageError(f"{flag} lists {value} more than once; give each value once")
+        seen.append(value)
+
+
 def _check_run_arguments(args, methods) -> None:
     """Reject, before any data is loaded, the values the library would only reject mid-run."""
     from hypersst.tasks import hgnn
 
+    for flag, values in (("--dataset", args.dataset), ("--task", args.task), ("--method", methods), ("--rank", args.rank)):
+        _reject_repeats(flag, values)
     last_seed = args.first_seed + args.seeds - 1
     if last_seed > _MAX_SEED:
         raise _UsageError(
@@ -555,14 +616,19 @@ def _check_run_arguments(args, methods) -> None:
 
 
 def _prepare_out(out: Path) -> Path:
-    """Create the output folder and check that a file can be written there."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out, prefix=".hypersst-write-check-"):
-            pass
-    except OSError as error:
-        reason = error.strerror or str(error)
-        raise _UsageError(f"--out {out} is not a writable folder ({reason})", show_usage=False) from None
+    """Create the output folder and its run folder, and check that files can be written in both."""
+    if out.exists() and not out.is_dir():
+        raise _UsageError(f"--out {out} is a file, not a folder; choose a folder", show_usage=False)
+    for folder in (out, out / RUNS_FOLDER):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".hypersst-write-check-"):
+                pass
+        except OSError as error:
+            reason = error.strerror or str(error)
+            raise _UsageError(
+                f"--out {out}: {folder} is not a writable folder ({reason}); choose another --out", show_usage=False
+            ) from None
     return out
 
 
@@ -641,6 +707,14 @@ def main(argv: list[str] | None = None) -> int:
         # The error is printed as one line on stderr and not logged as well, so it shows once.
         print(f"hypersst {args.command}: error: {_in_flag_terms(str(error))}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        # The run loop reports interrupts during the runs. This one came before or after them.
+        print(
+            f"hypersst {args.command}: interrupted; the runs that finished are saved in "
+            f"{Path(args.out) / RUNS_FOLDER}, and the same command with --resume reuses them",
+            file=sys.stderr,
+        )
+        return 130
 
 
 if __name__ == "__main__":

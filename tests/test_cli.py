@@ -195,11 +195,16 @@ def test_environment_data_root_must_exist(tmp_path, monkeypatch, capsys):
     assert f"HYPERSST_DATA {tmp_path / 'nowhere'} is not a folder" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("blocker", ["file", "under_file"])
+@pytest.mark.parametrize("blocker", ["file", "under_file", "runs_file"])
 def test_unwritable_out_fails_before_training(tmp_path, capsys, blocker):
     regular = tmp_path / "results.txt"
     regular.write_text("not a folder")
-    out = regular if blocker == "file" else regular / "sub"
+    if blocker == "runs_file":
+        out = tmp_path / "out"
+        out.mkdir()
+        (out / "runs").write_text("not a folder")
+    else:
+        out = regular if blocker == "file" else regular / "sub"
     code = main(["hgnn", "--seeds", "1", "--epochs", "2", "--out", str(out), "--no-progress"])
     assert code == 2
     captured = capsys.readouterr()
@@ -207,7 +212,12 @@ def test_unwritable_out_fails_before_training(tmp_path, capsys, blocker):
     assert "run synthetic" not in captured.err
     lines = error_lines(captured.err)
     assert len(lines) == 1
-    assert lines[0].startswith(f"hypersst hgnn: error: --out {out} is not a writable folder")
+    expected = {
+        "file": f"--out {out} is a file, not a folder",
+        "under_file": f"--out {out}: {out} is not a writable folder",
+        "runs_file": f"--out {out}: {out / 'runs'} is not a writable folder (File exists)",
+    }[blocker]
+    assert lines[0].startswith(f"hypersst hgnn: error: {expected}")
 
 
 @pytest.mark.parametrize(
@@ -381,7 +391,8 @@ def test_resume_after_interrupt_matches_an_uninterrupted_grid(tmp_path, monkeypa
     calls.clear()
     assert main(_grid(out, "--resume")) == 0
     assert "resumed 2 of 8 runs" in capsys.readouterr().out
-    assert len(calls) == 6 and ("synthetic", "nc", "full", None, 0) not in calls
+    assert len(calls) == 6
+    assert ("synthetic", "nc", "full", None, 0) not in calls
     resumed = json.loads((out / "results.json").read_text())
     assert _without_seconds(resumed["runs"]) == _without_seconds(whole["runs"])
     assert resumed["summary"] == whole["summary"]
@@ -406,7 +417,9 @@ def test_resume_rejects_other_settings(tmp_path, capsys):
     assert main(_grid(tmp_path)) == 0
     assert main(_grid(tmp_path, "--resume", "--sst-steps", "10")) == 2
     error = capsys.readouterr().err
-    assert "contains a run trained with different settings (sst_steps 20 there, 10 now)" in error
+    assert "4 saved run(s)" in error
+    assert "were trained with different settings, e.g. synthetic-nc-lorentz-k1.0-relora-r2-seed0.json" in error
+    assert "(--sst-steps 20 there, 10 now)" in error
     assert "drop --resume" in error
 
 
@@ -433,3 +446,115 @@ def test_curvature_runs_get_one_file_each(tmp_path):
     assert main(argv + ["--rank", "2", "--out", str(tmp_path), "--no-progress", "-q"]) == 0
     names = sorted(path.name for path in (tmp_path / "runs").iterdir())
     assert names == [f"synthetic-nc-poincare-k{value}-sst-r2-seed0.json" for value in ("-0.5", "-1.0", "0.0")]
+
+
+def test_resume_keeps_runs_a_setting_does_not_reach(tmp_path, monkeypatch, capsys):
+    from hypersst.tasks import hgnn
+
+    assert main(_grid(tmp_path)) == 0
+    for path in (tmp_path / "runs").glob("*-sst-*"):
+        path.unlink()
+    real_run = hgnn.run_hgnn
+    calls = []
+
+    def counted_run(*args, **kwargs):
+        calls.append(args[2])
+        return real_run(*args, **kwargs)
+
+    monkeypatch.setattr(hgnn, "run_hgnn", counted_run)
+    assert main(_grid(tmp_path, "--resume", "--sst-sampling", "proportional")) == 0
+    assert calls == ["sst", "sst"]
+    assert "resumed 6 of 8 runs" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["hgnn", "--rank", "2", "2"], "--rank lists 2 more than once"),
+        (["hgnn", "--method", "sst", "full", "sst"], "--method lists sst more than once"),
+        (["hgnn", "--dataset", "synthetic", "synthetic"], "--dataset lists synthetic more than once"),
+        (["curvature", "--manifold", "poincare", "--curvatures", "-1", "-1.0"], "--curvatures lists -1.0 more than once"),
+        (["curvature", "--manifold", "poincare", "--curvatures", "0", "-0"], "--curvatures lists 0.0 more than once"),
+    ],
+)
+def test_repeated_values_are_rejected(tmp_path, capsys, argv, message):
+    assert main(argv + ["--seeds", "1", "--epochs", "2", "--out", str(tmp_path), "--no-progress"]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "results.json").exists()
+
+
+def test_negative_zero_curvature_reuses_the_euclidean_run(tmp_path, capsys):
+    argv = ["curvature", "--manifold", "poincare", "--rank", "2", "--seeds", "1", "--epochs", "3", "--out", str(tmp_path)]
+    assert main(argv + ["--curvatures", "0", "--no-progress", "-q"]) == 0
+    assert main(argv + ["--curvatures", "-0", "--resume", "--no-progress", "-q"]) == 0
+    assert "resumed 1 of 1 runs" in capsys.readouterr().out
+
+
+def _saved_file(out):
+    return out / "runs" / "synthetic-nc-lorentz-k1.0-full-seed0.json"
+
+
+def _full_run(out, *extra):
+    return ["hgnn", "--method", "full", "--seeds", "1", "--epochs", "3", "--out", str(out), "--no-progress", "-q", *extra]
+
+
+@pytest.mark.parametrize("damage", ["other_seed", "no_test"])
+def test_resume_rejects_an_incomplete_record(tmp_path, capsys, damage):
+    assert main(_full_run(tmp_path)) == 0
+    payload = json.loads(_saved_file(tmp_path).read_text())
+    if damage == "other_seed":
+        payload["record"]["seed"] = 5
+    else:
+        del payload["record"]["test"]
+    _saved_file(tmp_path).write_text(json.dumps(payload))
+    assert main(_full_run(tmp_path, "--resume")) == 2
+    error = capsys.readouterr().err
+    assert f"{_saved_file(tmp_path)} does not contain a complete record of the run its name gives" in error
+
+
+def test_resume_reports_folder_run_file(tmp_path, capsys):
+    _saved_file(tmp_path).mkdir(parents=True)
+    assert main(_full_run(tmp_path, "--resume")) == 2
+    error = capsys.readouterr().err
+    assert f"cannot read {_saved_file(tmp_path)} (Is a directory); delete it to train that run again" in error
+
+
+def test_resume_names_a_newer_run_file_format(tmp_path, capsys):
+    assert main(_full_run(tmp_path)) == 0
+    payload = json.loads(_saved_file(tmp_path).read_text())
+    payload["format"] = 2
+    _saved_file(tmp_path).write_text(json.dumps(payload))
+    assert main(_full_run(tmp_path, "--resume")) == 2
+    assert "was written by a newer hypersst (run-file format 2, this one reads format 1)" in capsys.readouterr().err
+
+
+def test_failed_save_names_the_saved_runs(tmp_path, monkeypatch, capsys):
+    from hypersst.tasks import reporting
+
+    real_save = reporting.save_run
+    saves = []
+
+    def full_disk(*args, **kwargs):
+        saves.append(args[0])
+        if len(saves) == 2:
+            raise OSError(28, "No space left on device")
+        return real_save(*args, **kwargs)
+
+    monkeypatch.setattr(reporting, "save_run", full_disk)
+    assert main(_grid(tmp_path)) == 1
+    error = capsys.readouterr().err
+    assert "failed to save the run synthetic-nc-lorentz-k1.0-full-seed1.json" in error
+    assert "(No space left on device); 1 of 8 runs are saved there" in error
+
+
+def test_interrupt_after_the_runs_says_they_are_saved(tmp_path, monkeypatch, capsys):
+    from hypersst.tasks import reporting
+
+    def interrupted(records):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(reporting, "summarize", interrupted)
+    assert main(_full_run(tmp_path)) == 130
+    error = capsys.readouterr().err
+    assert f"interrupted; the runs that finished are saved in {tmp_path / 'runs'}" in error
+    assert _saved_file(tmp_path).exists()

@@ -407,6 +407,12 @@ def load_run(path: str | Path) -> tuple[dict, dict]:
         payload = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ValueError(f"{path} is not a run file of hypersst ({error}); delete it to train that run again") from None
+    version = payload.get("format") if isinstance(payload, dict) else None
+    if isinstance(version, int) and version > RUN_FILE_FORMAT:
+        raise ValueError(
+            f"{path} was written by a newer hypersst (run-file format {version}, this one reads format "
+            f"{RUN_FILE_FORMAT}); upgrade hypersst, or delete the file to train that run again"
+        )
     if not isinstance(payload, dict) or payload.get("format") != RUN_FILE_FORMAT or not all(
         isinstance(payload.get(key), dict) for key in ("run_config", "record")
     ):
