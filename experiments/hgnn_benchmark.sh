@@ -4,7 +4,12 @@
 # Usage: experiments/hgnn_benchmark.sh PROTOCOL [OUT_DIR [FLAG ...]]   (one torch thread; wall time is logged)
 # Further flags go to both hypersst commands; --resume continues an interrupted grid in OUT_DIR.
 set -euo pipefail
-protocol=${1:?usage: hgnn_benchmark.sh clean|hgcn [OUT_DIR [FLAG ...]]}
+usage="usage: hgnn_benchmark.sh clean|hgcn [OUT_DIR [FLAG ...]] (run from the repository root)"
+protocol=${1:?$usage}
+case $protocol in
+    clean|hgcn) ;;
+    *) echo "hgnn_benchmark.sh: unknown protocol '$protocol'; $usage" >&2; exit 2 ;;
+esac
 shift
 # A first extra argument that starts with "-" is a flag, and OUT_DIR keeps its default.
 if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then

@@ -285,8 +285,8 @@ _METHOD_SETTINGS = {
 # Keys of the run settings that are not named after their flag.
 _SETTING_LABELS = {"graph": "data (nodes, edges, features)", "hypersst_version": "hypersst version"}
 
-# Fields of a saved record that the tables, result files and plots read.
-_RECORD_TABLES = ("val", "test", "history")
+# Files that every command writes in --out, besides the run folder.
+_RESULT_FILES = ("results.json", "results.csv", "val_curves.png", "curvature.png")
 
 
 def _run_file_name(spec: dict, manifold: str) -> str:
@@ -316,9 +316,39 @@ def _run_config(spec: dict, config: dict, manifold: str, graph) -> dict:
 
 
 def _setting_label(key: str) -> str:
+    """Name a run setting by its flag where it has one of its own."""
     if key in _SETTING_LABELS:
         return _SETTING_LABELS[key]
-    return "--" + key.replace("_", "-")
+    if key in _RUN_SETTINGS or key.startswith("sst_"):
+        return "--" + key.replace("_", "-")
+    return key
+
+
+def _setting_value(value) -> str:
+    return "default" if value is None else repr(value)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _record_is_complete(record: dict, task: str) -> bool:
+    """Check the fields of a saved record that the tables, result files and plots read."""
+    from hypersst.tasks.reporting import TEST_METRICS
+
+    for split in ("val", "test"):
+        metrics = record.get(split)
+        if not isinstance(metrics, dict) or not metrics or not all(_is_number(value) for value in metrics.values()):
+            return False
+    if not all(name in record["test"] for name in TEST_METRICS[task]):
+        return False
+    history = record.get("history")
+    if not isinstance(history, dict):
+        return False
+    epochs, values = history.get("epoch"), history.get("val_metric")
+    if not isinstance(epochs, list) or not isinstance(values, list) or len(epochs) != len(values):
+        return False
+    return isinstance(record.get("best_epoch"), int) and not isinstance(record["best_epoch"], bool)
 
 
 def _saved_record(path: Path, run_config: dict) -> tuple[dict | None, str | None]:
@@ -343,18 +373,18 @@ def _saved_record(path: Path, run_config: dict) -> tuple[dict | None, str | None
             f"--resume: cannot read {path} ({reason}); delete it to train that run again", show_usage=False
         ) from None
     identity = ("dataset", "task", "manifold", "curvature", "method", "rank", "seed")
-    complete = all(isinstance(record.get(key), dict) for key in _RECORD_TABLES) and "best_epoch" in record
-    if not complete or any(record.get(key) != run_config[key] for key in identity):
+    if any(record.get(key) != run_config[key] for key in identity) or not _record_is_complete(record, run_config["task"]):
         raise _UsageError(
             f"--resume: {path} does not contain a complete record of the run its name gives (dataset, task, "
-            "manifold, curvature, method, rank, seed, val, test, history, best_epoch); delete it to train that run again",
+            "manifold, curvature, method, rank and seed; numeric val and test metrics; history; best_epoch); "
+            "delete it to train that run again",
             show_usage=False,
         )
     if saved_config == run_config:
         return record, None
     keys = sorted(set(saved_config) | set(run_config))
     differences = [
-        f"{_setting_label(key)} {saved_config.get(key)!r} there, {run_config.get(key)!r} now"
+        f"{_setting_label(key)} {_setting_value(saved_config.get(key))} there, {_setting_value(run_config.get(key))} now"
         for key in keys
         if saved_config.get(key) != run_config.get(key)
     ]
@@ -428,6 +458,13 @@ def _execute(args, *, methods, manifold, curvatures, command: str) -> int:
                 mismatched.append((path, differences))
         else:
             pending.append((index, spec, run_config, path))
+    blocked = [path for *_, path in pending if path.exists() and not path.is_file()]
+    if blocked:
+        raise _UsageError(
+            f"--out {out}: {len(blocked)} run file path(s) are taken by something that is not a file, e.g. {blocked[0]}; "
+            "delete them or choose another --out",
+            show_usage=False,
+        )
     if mismatched:
         first_path, first_differences = mismatched[0]
         raise _UsageError(
@@ -619,6 +656,9 @@ def _prepare_out(out: Path) -> Path:
     """Create the output folder and its run folder, and check that files can be written in both."""
     if out.exists() and not out.is_dir():
         raise _UsageError(f"--out {out} is a file, not a folder; choose a folder", show_usage=False)
+    for name in _RESULT_FILES:
+        if (out / name).is_dir():
+            raise _UsageError(f"--out {out}: {out / name} is a folder, so the result file cannot be written; delete it or choose another --out", show_usage=False)
     for folder in (out, out / RUNS_FOLDER):
         try:
             folder.mkdir(parents=True, exist_ok=True)

@@ -498,14 +498,21 @@ def _full_run(out, *extra):
     return ["hgnn", "--method", "full", "--seeds", "1", "--epochs", "3", "--out", str(out), "--no-progress", "-q", *extra]
 
 
-@pytest.mark.parametrize("damage", ["other_seed", "no_test"])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        {"seed": 5},
+        {"test": None},
+        {"test": {}},
+        {"test": {"f1": "x", "accuracy": 0.5}},
+        {"history": {}},
+        {"best_epoch": "a"},
+    ],
+)
 def test_resume_rejects_an_incomplete_record(tmp_path, capsys, damage):
     assert main(_full_run(tmp_path)) == 0
     payload = json.loads(_saved_file(tmp_path).read_text())
-    if damage == "other_seed":
-        payload["record"]["seed"] = 5
-    else:
-        del payload["record"]["test"]
+    payload["record"].update(damage)
     _saved_file(tmp_path).write_text(json.dumps(payload))
     assert main(_full_run(tmp_path, "--resume")) == 2
     error = capsys.readouterr().err
@@ -517,6 +524,29 @@ def test_resume_reports_folder_run_file(tmp_path, capsys):
     assert main(_full_run(tmp_path, "--resume")) == 2
     error = capsys.readouterr().err
     assert f"cannot read {_saved_file(tmp_path)} (Is a directory); delete it to train that run again" in error
+
+
+def test_folder_as_run_file_rejected(tmp_path, capsys):
+    _saved_file(tmp_path).mkdir(parents=True)
+    assert main(_full_run(tmp_path)) == 2
+    captured = capsys.readouterr()
+    assert "run file path(s) are taken by something that is not a file" in captured.err
+    assert "delete them or choose another --out" in captured.err
+    assert "|" not in captured.out  # no table, so nothing trained
+
+
+def test_folder_as_result_file_rejected(tmp_path, capsys):
+    (tmp_path / "results.csv").mkdir()
+    assert main(_full_run(tmp_path)) == 2
+    error = capsys.readouterr().err
+    assert f"{tmp_path / 'results.csv'} is a folder, so the result file cannot be written" in error
+    assert not _saved_file(tmp_path).exists()
+
+
+def test_mismatch_message_names_defaults(tmp_path, capsys):
+    assert main(_full_run(tmp_path)) == 0
+    assert main(_full_run(tmp_path, "--resume", "--patience", "100")) == 2
+    assert "(--patience default there, 100 now)" in capsys.readouterr().err
 
 
 def test_resume_names_a_newer_run_file_format(tmp_path, capsys):
