@@ -328,29 +328,6 @@ def _setting_value(value) -> str:
     return "default" if value is None else repr(value)
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _record_is_complete(record: dict, task: str) -> bool:
-    """Check the fields of a saved record that the tables, result files and plots read."""
-    from hypersst.tasks.reporting import TEST_METRICS
-
-    for split in ("val", "test"):
-        metrics = record.get(split)
-        if not isinstance(metrics, dict) or not metrics or not all(_is_number(value) for value in metrics.values()):
-            return False
-    if not all(name in record["test"] for name in TEST_METRICS[task]):
-        return False
-    history = record.get("history")
-    if not isinstance(history, dict):
-        return False
-    epochs, values = history.get("epoch"), history.get("val_metric")
-    if not isinstance(epochs, list) or not isinstance(values, list) or len(epochs) != len(values):
-        return False
-    return isinstance(record.get("best_epoch"), int) and not isinstance(record["best_epoch"], bool)
-
-
 def _saved_record(path: Path, run_config: dict) -> tuple[dict | None, str | None]:
     """Read the run saved at ``path``.
 
@@ -373,11 +350,10 @@ def _saved_record(path: Path, run_config: dict) -> tuple[dict | None, str | None
             f"--resume: cannot read {path} ({reason}); delete it to train that run again", show_usage=False
         ) from None
     identity = ("dataset", "task", "manifold", "curvature", "method", "rank", "seed")
-    if any(record.get(key) != run_config[key] for key in identity) or not _record_is_complete(record, run_config["task"]):
+    if any(record.get(key) != run_config[key] for key in identity):
         raise _UsageError(
-            f"--resume: {path} does not contain a complete record of the run its name gives (dataset, task, "
-            "manifold, curvature, method, rank and seed; numeric val and test metrics; history; best_epoch); "
-            "delete it to train that run again",
+            f"--resume: {path} contains the record of another run than its name gives (the dataset, task, manifold, "
+            "curvature, method, rank or seed differs); delete it to train that run again",
             show_usage=False,
         )
     if saved_config == run_config:
@@ -389,6 +365,53 @@ def _saved_record(path: Path, run_config: dict) -> tuple[dict | None, str | None
         if saved_config.get(key) != run_config.get(key)
     ]
     return None, "; ".join(differences)
+
+
+def _scan_saved_runs(specs, config, graphs, runs_dir: Path, *, manifold: str, resume: bool):
+    """Match each spec with its file in ``runs_dir``.
+
+    Returns:
+        ``(records, pending)``: one entry per spec in ``records``, the saved record with ``resume`` or None,
+        and one ``(index, spec, run_config, path)`` tuple in ``pending`` per run still to train.
+
+    Raises:
+        _UsageError: if a run's file path is taken by a folder, or (with ``resume``) a saved run cannot be
+            read or was trained with different settings.
+    """
+    records: list[dict | None] = [None] * len(specs)
+    pending = []
+    mismatched = []
+    for index, spec in enumerate(specs):
+        run_config = _run_config(spec, config, manifold, graphs[(spec["dataset"], spec["task"])])
+        path = runs_dir / _run_file_name(spec, manifold)
+        if resume and path.exists():
+            records[index], differences = _saved_record(path, run_config)
+            if differences:
+                mismatched.append((path, differences))
+        else:
+            pending.append((index, spec, run_config, path))
+    blocked = [path for *_, path in pending if path.exists() and not path.is_file()]
+    if blocked:
+        raise _UsageError(
+            f"--out {runs_dir.parent}: {len(blocked)} run file path(s) are taken by something that is not a file, "
+            f"e.g. {blocked[0]}; delete them or choose another --out",
+            show_usage=False,
+        )
+    if mismatched:
+        first_path, first_differences = mismatched[0]
+        raise _UsageError(
+            f"--resume: {len(mismatched)} saved run(s) in {runs_dir} were trained with different settings, "
+            f"e.g. {first_path.name} ({first_differences}); delete those files to train them again, drop "
+            "--resume to train every run again, or choose another --out",
+            show_usage=False,
+        )
+    if resume:
+        print(f"resumed {len(specs) - len(pending)} of {len(specs)} runs from {runs_dir}")
+    else:
+        saved = sum(path.exists() for *_, path in pending)
+        if saved:
+            print(f"note: {runs_dir} contains {saved} of these runs from an earlier command; they are trained again (--resume reuses them)")
+    return records, pending
 
 
 def _execute(args, *, methods, manifold, curvatures, command: str) -> int:
@@ -446,39 +469,7 @@ def _execute(args, *, methods, manifold, curvatures, command: str) -> int:
 
     specs = _run_specs(args, methods, curvatures)
     runs_dir = out / RUNS_FOLDER
-    records: list[dict | None] = [None] * len(specs)
-    pending = []
-    mismatched = []
-    for index, spec in enumerate(specs):
-        run_config = _run_config(spec, config, manifold, graphs[(spec["dataset"], spec["task"])])
-        path = runs_dir / _run_file_name(spec, manifold)
-        if args.resume and path.exists():
-            records[index], differences = _saved_record(path, run_config)
-            if differences:
-                mismatched.append((path, differences))
-        else:
-            pending.append((index, spec, run_config, path))
-    blocked = [path for *_, path in pending if path.exists() and not path.is_file()]
-    if blocked:
-        raise _UsageError(
-            f"--out {out}: {len(blocked)} run file path(s) are taken by something that is not a file, e.g. {blocked[0]}; "
-            "delete them or choose another --out",
-            show_usage=False,
-        )
-    if mismatched:
-        first_path, first_differences = mismatched[0]
-        raise _UsageError(
-            f"--resume: {len(mismatched)} saved run(s) in {runs_dir} were trained with different settings, "
-            f"e.g. {first_path.name} ({first_differences}); delete those files to train them again, drop "
-            "--resume to train every run again, or choose another --out",
-            show_usage=False,
-        )
-    if args.resume:
-        print(f"resumed {len(specs) - len(pending)} of {len(specs)} runs from {runs_dir}")
-    else:
-        saved = sum(path.exists() for *_, path in pending)
-        if saved:
-            print(f"note: {runs_dir} contains {saved} of these runs from an earlier command; they are trained again (--resume reuses them)")
+    records, pending = _scan_saved_runs(specs, config, graphs, runs_dir, manifold=manifold, resume=args.resume)
 
     dtype = torch.float64 if args.dtype == "float64" else torch.float32
     # disable=None lets tqdm hide the bar when stderr is not a terminal (a pipe or a log file).

@@ -499,24 +499,26 @@ def _full_run(out, *extra):
 
 
 @pytest.mark.parametrize(
-    "damage",
+    ("damage", "message"),
     [
-        {"seed": 5},
-        {"test": None},
-        {"test": {}},
-        {"test": {"f1": "x", "accuracy": 0.5}},
-        {"history": {}},
-        {"best_epoch": "a"},
+        ({"seed": 5}, "contains the record of another run than its name gives"),
+        ({"method": "sst"}, "contains the record of another run than its name gives"),
+        ({"test": None}, "does not contain a complete run record"),
+        ({"test": {}}, "does not contain a complete run record"),
+        ({"test": {"f1": "x", "accuracy": 0.5}}, "does not contain a complete run record"),
+        ({"history": {}}, "does not contain a complete run record"),
+        ({"best_epoch": "a"}, "does not contain a complete run record"),
     ],
 )
-def test_resume_rejects_an_incomplete_record(tmp_path, capsys, damage):
+def test_resume_rejects_an_incomplete_record(tmp_path, capsys, damage, message):
     assert main(_full_run(tmp_path)) == 0
     payload = json.loads(_saved_file(tmp_path).read_text())
     payload["record"].update(damage)
     _saved_file(tmp_path).write_text(json.dumps(payload))
     assert main(_full_run(tmp_path, "--resume")) == 2
     error = capsys.readouterr().err
-    assert f"{_saved_file(tmp_path)} does not contain a complete record of the run its name gives" in error
+    assert f"{_saved_file(tmp_path)} {message}" in error
+    assert "delete it to train that run again" in error
 
 
 def test_resume_reports_folder_run_file(tmp_path, capsys):

@@ -400,7 +400,8 @@ def load_run(path: str | Path) -> tuple[dict, dict]:
     """Read a file written by :func:`save_run` and return ``(run_config, record)``.
 
     Raises:
-        ValueError: if the file is not valid JSON or lacks the layout of :func:`save_run`.
+        ValueError: if the file is not valid JSON, lacks the layout of :func:`save_run`, or its record lacks a
+            field that the summaries, result files and plots read.
     """
     path = Path(path)
     try:
@@ -420,7 +421,36 @@ def load_run(path: str | Path) -> tuple[dict, dict]:
             f"{path} lacks the layout of a hypersst run file (format {RUN_FILE_FORMAT} with run_config and record); "
             "delete it to train that run again"
         )
-    return payload["run_config"], payload["record"]
+    record = payload["record"]
+    if not _record_is_complete(record):
+        raise ValueError(
+            f"{path} does not contain a complete run record (dataset, task, method, seed, numeric val and test "
+            "metrics, the history of validation values, best_epoch); delete it to train that run again"
+        )
+    return payload["run_config"], record
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _record_is_complete(record: dict) -> bool:
+    """Check the fields of a record that the summaries, result files and plots read."""
+    if record.get("task") not in TEST_METRICS or not all(key in record for key in _GROUP_KEYS + ("seed",)):
+        return False
+    for split in ("val", "test"):
+        metrics = record.get(split)
+        if not isinstance(metrics, dict) or not metrics or not all(_is_number(value) for value in metrics.values()):
+            return False
+    if not all(name in record["test"] for name in TEST_METRICS[record["task"]]):
+        return False
+    history = record.get("history")
+    if not isinstance(history, dict):
+        return False
+    epochs, values = history.get("epoch"), history.get("val_metric")
+    if not isinstance(epochs, list) or not isinstance(values, list) or len(epochs) != len(values):
+        return False
+    return isinstance(record.get("best_epoch"), int) and not isinstance(record["best_epoch"], bool)
 
 
 def _label(record_or_row: dict, with_curvature: bool) -> str:

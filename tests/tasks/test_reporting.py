@@ -12,8 +12,10 @@ from hypersst.tasks.reporting import (
     compute_gaps,
     format_table,
     gap_closed,
+    load_run,
     plot_curvature,
     plot_validation_curves,
+    save_run,
     summarize,
     write_results,
 )
@@ -320,3 +322,21 @@ def test_poincare_labels_name_kappa():
     figure = _validation_figure(records, with_curvature=True)
     (line,) = figure.axes[0].get_lines()
     assert line.get_label() == "sst r=2 poincare kappa=-1"
+
+
+def test_saved_run_reads_back_as_returned(tmp_path):
+    record = make_record("sst", 2, 0, 0.75)
+    record["sst"] = {"warmup": (2, 3), "value_lr_scale": float("nan")}
+    returned = save_run(tmp_path / "run.json", {"epochs": None}, record)
+    config, loaded = load_run(tmp_path / "run.json")
+    assert config == {"epochs": None}
+    assert loaded == returned
+    assert loaded["sst"] == {"warmup": [2, 3], "value_lr_scale": None}
+
+
+def test_load_run_rejects_a_record_without_metrics(tmp_path):
+    record = make_record("full", None, 0, 0.75)
+    record["test"] = {}
+    save_run(tmp_path / "run.json", {}, record)
+    with pytest.raises(ValueError, match="run.json does not contain a complete run record"):
+        load_run(tmp_path / "run.json")
