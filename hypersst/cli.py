@@ -29,8 +29,11 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 import tempfile
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 __all__ = ["build_parser", "main"]
@@ -367,6 +370,30 @@ def _saved_record(path: Path, run_config: dict) -> tuple[dict | None, str | None
     return None, "; ".join(differences)
 
 
+class _Terminated(Exception):
+    """SIGTERM arrived while runs were training."""
+
+
+@contextmanager
+def _sigterm_as_exception():
+    """Turn SIGTERM into :class:`_Terminated` inside the block, as batch schedulers send it before a kill.
+
+    Python can only install signal handlers in the main thread, so elsewhere SIGTERM keeps its handler.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _scan_saved_runs(specs, config, graphs, runs_dir: Path, *, manifold: str, resume: bool):
     """Match each spec with its file in ``runs_dir``.
 
@@ -412,6 +439,47 @@ def _scan_saved_runs(specs, config, graphs, runs_dir: Path, *, manifold: str, re
         if saved:
             print(f"note: {runs_dir} contains {saved} of these runs from an earlier command; they are trained again (--resume reuses them)")
     return records, pending
+
+
+def _train_run(spec: dict, args, config: dict, graphs: dict, *, manifold: str, dtype) -> dict:
+    """Train the run that ``spec`` names with the command's settings and return its record."""
+    from hypersst.tasks import hgnn
+
+    logger.info(
+        "run %s %s method=%s rank=%s curvature=%s seed=%d",
+        spec["dataset"], spec["task"], spec["method"], spec["rank"], spec["curvature"], spec["seed"],
+    )
+    record = hgnn.run_hgnn(
+        spec["dataset"],
+        spec["task"],
+        spec["method"],
+        spec["rank"],
+        spec["seed"],
+        data=graphs[(spec["dataset"], spec["task"])],
+        protocol=args.protocol,
+        features=args.features,
+        split_seed=args.split_seed,
+        manifold=manifold,
+        curvature=spec["curvature"],
+        epochs=args.epochs,
+        patience=args.patience,
+        sst_steps_per_iteration=config["sst_steps"],
+        sst_warmup_steps=args.sst_warmup,
+        sst_vector_lr_scale=config["sst_vector_lr_scale"],
+        sst_vector_lr_rule=config["sst_vector_lr_rule"],
+        sst_state_reset=config["sst_state_reset"],
+        sst_iterations_per_round=config["sst_iterations_per_round"],
+        sst_gradient=config["sst_gradient"],
+        sst_sampling=config["sst_sampling"],
+        sst_value_lr_scale=config["sst_value_lr_scale"],
+        sst_warmup_scope=config["sst_warmup_scope"],
+        dtype=dtype,
+        progress=not args.no_progress,
+    )
+    logger.info(
+        "done seed=%d best_epoch=%d test=%s (%.1f s)", record["seed"], record["best_epoch"], record["test"], record["seconds"]
+    )
+    return record
 
 
 def _execute(args, *, methods, manifold, curvatures, command: str) -> int:
@@ -475,57 +543,26 @@ def _execute(args, *, methods, manifold, curvatures, command: str) -> int:
     # disable=None lets tqdm hide the bar when stderr is not a terminal (a pipe or a log file).
     progress_off = True if args.no_progress else None
     try:
-        for index, spec, run_config, path in tqdm(pending, desc=command, disable=progress_off, file=sys.stderr, dynamic_ncols=True):
-            logger.info(
-                "run %s %s method=%s rank=%s curvature=%s seed=%d",
-                spec["dataset"], spec["task"], spec["method"], spec["rank"], spec["curvature"], spec["seed"],
-            )
-            record = hgnn.run_hgnn(
-                spec["dataset"],
-                spec["task"],
-                spec["method"],
-                spec["rank"],
-                spec["seed"],
-                data=graphs[(spec["dataset"], spec["task"])],
-                protocol=args.protocol,
-                features=args.features,
-                split_seed=args.split_seed,
-                manifold=manifold,
-                curvature=spec["curvature"],
-                epochs=args.epochs,
-                patience=args.patience,
-                sst_steps_per_iteration=config["sst_steps"],
-                sst_warmup_steps=args.sst_warmup,
-                sst_vector_lr_scale=config["sst_vector_lr_scale"],
-                sst_vector_lr_rule=config["sst_vector_lr_rule"],
-                sst_state_reset=config["sst_state_reset"],
-                sst_iterations_per_round=config["sst_iterations_per_round"],
-                sst_gradient=config["sst_gradient"],
-                sst_sampling=config["sst_sampling"],
-                sst_value_lr_scale=config["sst_value_lr_scale"],
-                sst_warmup_scope=config["sst_warmup_scope"],
-                dtype=dtype,
-                progress=not args.no_progress,
-            )
-            logger.info(
-                "done seed=%d best_epoch=%d test=%s (%.1f s)", record["seed"], record["best_epoch"], record["test"], record["seconds"]
-            )
-            try:
-                records[index] = save_run(path, run_config, record)
-            except OSError as error:
-                finished = sum(record is not None for record in records)
-                raise RuntimeError(
-                    f"failed to save the run {path.name} in {runs_dir} ({error.strerror or error}); {finished} of "
-                    f"{len(specs)} runs are saved there, and --resume reuses them once the folder is writable"
-                ) from None
-    except KeyboardInterrupt:
+        with _sigterm_as_exception():
+            for index, spec, run_config, path in tqdm(pending, desc=command, disable=progress_off, file=sys.stderr, dynamic_ncols=True):
+                record = _train_run(spec, args, config, graphs, manifold=manifold, dtype=dtype)
+                try:
+                    records[index] = save_run(path, run_config, record)
+                except OSError as error:
+                    finished = sum(record is not None for record in records)
+                    raise RuntimeError(
+                        f"failed to save the run {path.name} in {runs_dir} ({error.strerror or error}); {finished} of "
+                        f"{len(specs)} runs are saved there, and --resume reuses them once the folder is writable"
+                    ) from None
+    except (KeyboardInterrupt, _Terminated) as stop:
         finished = sum(record is not None for record in records)
+        cause = "terminated (SIGTERM)" if isinstance(stop, _Terminated) else "interrupted"
         print(
-            f"hypersst {command}: interrupted with {finished} of {len(specs)} runs finished and saved in {runs_dir}; "
+            f"hypersst {command}: {cause} with {finished} of {len(specs)} runs finished and saved in {runs_dir}; "
             "rerun the same command with --resume to train only the others",
             file=sys.stderr,
         )
-        return 130
+        return 143 if isinstance(stop, _Terminated) else 130
 
     summary = summarize(records)
     gaps = compute_gaps(summary)
@@ -718,8 +755,8 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         The exit code: 0 on success; 2 for invalid arguments, an unwritable ``--out`` folder
         or a missing data folder; 1 when loading or training fails later (for example a missing
-        file inside the data folder, or a non-finite loss); 130 when interrupted (Ctrl-C) between or
-        during runs, after saving the finished ones for ``--resume``.
+        file inside the data folder, or a non-finite loss); 130 when interrupted (Ctrl-C), and 143 when
+        SIGTERM arrives during the runs, after saving the finished ones for ``--resume``.
     """
     parser = build_parser()
     try:

@@ -590,3 +590,25 @@ def test_interrupt_after_the_runs_says_they_are_saved(tmp_path, monkeypatch, cap
     error = capsys.readouterr().err
     assert f"interrupted; the runs that finished are saved in {tmp_path / 'runs'}" in error
     assert _saved_file(tmp_path).exists()
+
+
+def test_sigterm_during_runs_saves_and_restores_handler(tmp_path, monkeypatch, capsys):
+    import signal
+
+    from hypersst.tasks import hgnn
+
+    real_run = hgnn.run_hgnn
+    calls = []
+
+    def terminated_run(*args, **kwargs):
+        calls.append(args[:5])
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_run(*args, **kwargs)
+
+    monkeypatch.setattr(hgnn, "run_hgnn", terminated_run)
+    previous = signal.getsignal(signal.SIGTERM)
+    assert main(_grid(tmp_path)) == 143
+    assert "terminated (SIGTERM) with 1 of 8 runs finished and saved" in capsys.readouterr().err
+    assert len(list((tmp_path / "runs").glob("*.json"))) == 1
+    assert signal.getsignal(signal.SIGTERM) is previous
