@@ -1,6 +1,7 @@
 """Turn the HGNN benchmark outputs into the Markdown tables of docs/benchmarks.md.
 
-Reads every ``results.json`` below each given folder (as written by ``hypersst hgnn --grid``), and prints
+Reads every ``results.json`` below each given folder (as written by ``hypersst hgnn --grid``), and every
+run file in a ``runs`` folder there, so that a grid still training or interrupted can be reported. It prints
 per protocol: the mean ± std test metric of full, LoRA, ReLoRA* and SST, the gap closed per setting and on
 average next to the averages reported for SST (node classification 73.7 %, link prediction 82.5 %), and,
 for full rank, the comparison with HyboNet's released code and the seconds per epoch.
@@ -25,6 +26,7 @@ import math
 import statistics
 from pathlib import Path
 
+from hypersst.cli import RUNS_FOLDER
 from hypersst.tasks.hgnn import (
     GRADIENTS,
     SAMPLINGS,
@@ -42,7 +44,7 @@ from hypersst.tasks.hgnn import (
     WARMUP_SCOPES,
     WARMUP_STEPS,
 )
-from hypersst.tasks.reporting import compute_gaps, summarize
+from hypersst.tasks.reporting import compute_gaps, load_run, summarize
 
 METHODS = ("full", "lora", "relora", "sst")
 LABELS = {"full": "full", "lora": "LoRA", "relora": "ReLoRA*", "sst": "SST"}
@@ -112,11 +114,21 @@ def _variant_text(variant: tuple) -> str:
 
 
 def _load_runs(folder: Path) -> list[dict]:
-    """Load every run below ``folder``; a run repeated in a newer file (same setting, method, variant,
-    seed, curvature and hyperparameters) wins."""
+    """Load every run below ``folder``, from ``results.json`` files and from the run files of ``runs`` folders.
+
+    A run repeated in a newer file (same setting, method, variant, seed, curvature and hyperparameters) wins.
+    """
+    paths = list(folder.rglob("results.json")) + [path for path in folder.rglob("*.json") if path.parent.name == RUNS_FOLDER]
     latest: dict[tuple, dict] = {}
-    for path in sorted(folder.rglob("results.json"), key=lambda item: item.stat().st_mtime):
-        for run in json.loads(path.read_text())["runs"]:
+    for path in sorted(paths, key=lambda item: item.stat().st_mtime):
+        if path.name == "results.json":
+            runs = json.loads(path.read_text())["runs"]
+        else:
+            try:
+                runs = [load_run(path)[1]]
+            except ValueError as error:
+                raise SystemExit(str(error)) from None
+        for run in runs:
             key = (
                 run["dataset"], run["task"], run["method"], run["rank"], _variant(run), run["seed"],
                 run["protocol"], run["manifold"], run["curvature"], json.dumps(run.get("hyperparameters"), sort_keys=True),
@@ -190,7 +202,7 @@ def report(folder: Path, chosen: dict[str, tuple]) -> str:
     """Return the Markdown section of one protocol; ``chosen`` maps "relora" and "sst" to their variant."""
     all_runs = _load_runs(folder)
     if not all_runs:
-        raise SystemExit(f"no results.json found below {folder}")
+        raise SystemExit(f"no results.json or saved run found below {folder}")
     patiences = sorted({run["hyperparameters"]["patience"] for run in all_runs if "hyperparameters" in run})
     if len(patiences) > 1:
         raise SystemExit(
