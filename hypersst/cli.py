@@ -549,13 +549,13 @@ def _execute(args, *, methods, manifold, curvatures, command: str) -> int:
                 try:
                     records[index] = save_run(path, run_config, record)
                 except OSError as error:
-                    finished = sum(record is not None for record in records)
+                    finished = sum(entry is not None for entry in records)
                     raise RuntimeError(
                         f"failed to save the run {path.name} in {runs_dir} ({error.strerror or error}); {finished} of "
                         f"{len(specs)} runs are saved there, and --resume reuses them once the folder is writable"
                     ) from None
     except (KeyboardInterrupt, _Terminated) as stop:
-        finished = sum(record is not None for record in records)
+        finished = sum(entry is not None for entry in records)
         cause = "terminated (SIGTERM)" if isinstance(stop, _Terminated) else "interrupted"
         print(
             f"hypersst {command}: {cause} with {finished} of {len(specs)} runs finished and saved in {runs_dir}; "
@@ -686,7 +686,10 @@ def _prepare_out(out: Path) -> Path:
         raise _UsageError(f"--out {out} is a file, not a folder; choose a folder", show_usage=False)
     for name in _RESULT_FILES:
         if (out / name).is_dir():
-            raise _UsageError(f"--out {out}: {out / name} is a folder, so the result file cannot be written; delete it or choose another --out", show_usage=False)
+            raise _UsageError(
+                f"--out {out}: {out / name} is a folder, so the result file cannot be written; delete it or choose another --out",
+                show_usage=False,
+            )
     for folder in (out, out / RUNS_FOLDER):
         try:
             folder.mkdir(parents=True, exist_ok=True)

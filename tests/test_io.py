@@ -38,7 +38,7 @@ def test_binary_mode_writes_bytes(tmp_path):
     assert (tmp_path / "blob.bin").read_bytes() == b"\x00\x01"
 
 
-def test_read_modes_are_rejected(tmp_path):
+def test_other_modes_are_rejected(tmp_path):
     with pytest.raises(ValueError, match="mode must be 'w' or 'wb', got 'a'"):
         with atomic_open(tmp_path / "table.txt", "a"):
             pass

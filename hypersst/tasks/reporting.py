@@ -435,7 +435,7 @@ def _is_number(value) -> bool:
 
 
 def _record_is_complete(record: dict) -> bool:
-    """Check the fields of a record that the summaries, result files and plots read."""
+    """Return whether ``record`` has every field that the summaries, result files and plots read, with valid types."""
     if record.get("task") not in TEST_METRICS or not all(key in record for key in _GROUP_KEYS + ("seed",)):
         return False
     for split in ("val", "test"):
