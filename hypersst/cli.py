@@ -307,6 +307,7 @@ def _run_config(spec: dict, config: dict, manifold: str, graph) -> dict:
     if isinstance(run_config.get("sst_warmup"), dict):
         # Without --sst-warmup each method has its own default warm-up.
         run_config["sst_warmup"] = run_config["sst_warmup"][spec["method"]]
+    _resolve_stopping(run_config, spec["dataset"], spec["task"])
     run_config["graph"] = {
         "nodes": int(graph.num_nodes),
         "edges": int(graph.edge_index.size(1)),
@@ -316,6 +317,21 @@ def _run_config(spec: dict, config: dict, manifold: str, graph) -> dict:
     # checkout of the same version saved.
     run_config["hypersst_version"] = __version__
     return json.loads(json.dumps(run_config))
+
+
+def _resolve_stopping(settings: dict, dataset: str, task: str) -> None:
+    """Replace a default ``epochs`` or ``patience`` (None) in ``settings`` by the value it stands for.
+
+    A run trained with ``--patience 500`` then matches one trained without the flag where 500 is the
+    per-dataset default, and run files that saved None still match.
+    """
+    from hypersst.tasks.hgnn import get_hyperparameters
+
+    defaults = get_hyperparameters(dataset, task)
+    if settings.get("epochs") is None:
+        settings["epochs"] = defaults.max_epochs
+    if settings.get("patience") is None:
+        settings["patience"] = defaults.patience
 
 
 def _setting_label(key: str) -> str:
@@ -359,6 +375,7 @@ def _saved_record(path: Path, run_config: dict) -> tuple[dict | None, str | None
             "curvature, method, rank or seed differs); delete it to train that run again",
             show_usage=False,
         )
+    _resolve_stopping(saved_config, run_config["dataset"], run_config["task"])
     if saved_config == run_config:
         return record, None
     keys = sorted(set(saved_config) | set(run_config))

@@ -545,10 +545,34 @@ def test_folder_as_result_file_rejected(tmp_path, capsys):
     assert not _saved_file(tmp_path).exists()
 
 
-def test_mismatch_message_names_defaults(tmp_path, capsys):
+def test_mismatch_message_names_both_values(tmp_path, capsys):
     assert main(_full_run(tmp_path)) == 0
-    assert main(_full_run(tmp_path, "--resume", "--patience", "100")) == 2
-    assert "(--patience default there, 100 now)" in capsys.readouterr().err
+    assert main(_full_run(tmp_path, "--resume", "--patience", "50")) == 2
+    # The synthetic data's default patience is 100.
+    assert "(--patience 100 there, 50 now)" in capsys.readouterr().err
+
+
+def test_mismatch_message_names_a_default_rule(tmp_path, capsys):
+    argv = ["hgnn", "--method", "sst", "--rank", "2", "--seeds", "1", "--epochs", "3", "--out", str(tmp_path), "--no-progress", "-q"]
+    assert main(argv) == 0
+    assert main(argv + ["--resume", "--sst-iterations-per-round", "2"]) == 2
+    assert "(--sst-iterations-per-round default there, 2 now)" in capsys.readouterr().err
+
+
+def test_resume_accepts_the_default_patience_typed_out(tmp_path, capsys):
+    assert main(_full_run(tmp_path)) == 0
+    assert main(_full_run(tmp_path, "--resume", "--patience", "100")) == 0
+    assert "resumed 1 of 1 runs" in capsys.readouterr().out
+
+
+def test_resume_reads_stopping_defaults_saved_as_null(tmp_path, capsys):
+    assert main(_full_run(tmp_path, "--patience", "100")) == 0
+    payload = json.loads(_saved_file(tmp_path).read_text())
+    assert payload["run_config"]["patience"] == 100
+    payload["run_config"]["patience"] = None
+    _saved_file(tmp_path).write_text(json.dumps(payload))
+    assert main(_full_run(tmp_path, "--resume")) == 0
+    assert "resumed 1 of 1 runs" in capsys.readouterr().out
 
 
 def test_resume_names_a_newer_run_file_format(tmp_path, capsys):
