@@ -172,10 +172,12 @@ def _add_run_arguments(parser: argparse.ArgumentParser, *, default_out: str) -> 
     )
     parser.add_argument(
         "--sst-sampling",
-        choices=("mixed", "proportional"),
+        choices=("mixed", "proportional", "uniform", "sequential", "top"),
         default=None,
-        help="how SST draws its active triplets: 'mixed' with probability (1/k + s_i / sum(s)) / 2, "
-        "'proportional' with probability s_i / sum(s); ReLoRA* ignores it (default: mixed)",
+        help="how SST chooses its active triplets: 'mixed' draws with probability (1/k + s_i / sum(s)) / 2, "
+        "'proportional' with s_i / sum(s), 'uniform' with 1/k; 'sequential' trains them in turn from the "
+        "largest singular value down, each once per round; 'top' always the r largest. ReLoRA* ignores it "
+        "(default: mixed)",
     )
     parser.add_argument(
         "--sst-warmup-scope",

@@ -11,7 +11,7 @@ __all__ = ["GRADIENTS", "SAMPLINGS", "STATE_RESETS", "WARMUP_SCOPES", "SSTConfig
 STATE_RESETS = ("moments", "restart")
 """Values of :attr:`SSTConfig.state_reset`."""
 
-SAMPLINGS = ("mixed", "proportional")
+SAMPLINGS = ("mixed", "proportional", "uniform", "sequential", "top")
 """Values of :attr:`SSTConfig.sampling`."""
 
 GRADIENTS = ("enhanced", "default")
@@ -63,7 +63,9 @@ class SSTConfig:
             (:func:`hypersst.singular_value_parameters`) in groups of their own so that the warm-up
             reaches nothing else.
         sampling: ``"mixed"`` draws triplet ``i`` with probability ``(1/k + s_i / sum(s)) / 2``;
-            ``"proportional"`` uses ``s_i / sum(s)``.
+            ``"proportional"`` uses ``s_i / sum(s)`` and ``"uniform"`` ``1/k``. ``"sequential"`` trains the
+            triplets in turn, from the largest singular value at each re-SVD down, so that a round of
+            ``ceil(k / r)`` iterations trains each once. ``"top"`` always trains the ``r`` largest.
         gradient: ``"enhanced"`` gives active vectors the gradient ``G v_i`` and ``G^T u_i`` (not scaled by
             ``s_i``); ``"default"`` gives the true gradient.
         vector_geometry: ``"euclidean"`` trains active vectors as plain parameters renormalized after each
@@ -88,7 +90,7 @@ class SSTConfig:
         default=None, metadata={"help": "iterations per round (T2); None means ceil(k / r) per layer"}
     )
     warmup_steps: int = field(default=20, metadata={"help": "linear warm-up steps at each iteration start"})
-    sampling: Literal["mixed", "proportional"] = field(default="mixed", metadata={"help": "sampling rule"})
+    sampling: Literal["mixed", "proportional", "uniform", "sequential", "top"] = field(default="mixed", metadata={"help": "sampling rule"})
     gradient: Literal["enhanced", "default"] = field(default="enhanced", metadata={"help": "vector gradient"})
     vector_geometry: Literal["euclidean", "sphere"] = field(
         default="euclidean", metadata={"help": "geometry of the active singular vectors"}

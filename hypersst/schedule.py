@@ -161,6 +161,7 @@ class SSTScheduler:
             layer.rank,
             sampling=self.config.sampling,
             generator=self.generator,
+            position=self.iteration % self.iterations_per_round(layer),
             name=f"layer {name!r}",
         )
         changed = layer.swap_(indices, name=f"layer {name!r}")

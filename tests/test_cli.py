@@ -109,7 +109,7 @@ def test_help_shows_library_defaults(capsys):
     assert "--sst-gradient {" + ",".join(hgnn.GRADIENTS) + "}" in text
     assert "--sst-sampling {" + ",".join(hgnn.SAMPLINGS) + "}" in text
     assert f"s_i times those); ReLoRA* ignores it (default: {hgnn.SST_GRADIENT})" in text
-    assert f"s_i / sum(s); ReLoRA* ignores it (default: {hgnn.SST_SAMPLING})" in text
+    assert f"the r largest. ReLoRA* ignores it (default: {hgnn.SST_SAMPLING})" in text
 
 
 def test_hgnn_logs_config_and_seed(tmp_path, capsys):

@@ -186,6 +186,34 @@ def test_default_round_length_is_k_over_r():
     assert scheduler.iterations_per_round(model[2]) == 2  # 6 / 3
 
 
+def test_sequential_round_trains_every_triplet():
+    model = _model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    config = SSTConfig(rank=3, steps_per_iteration=2, warmup_steps=0, sampling="sequential")
+    scheduler = SSTScheduler(model, optimizer, config)
+    layer = model[0]  # k = 10, so a round is ceil(10 / 3) = 4 iterations
+    rounds = []
+    for _ in range(2):
+        chosen = []
+        for _ in range(4):
+            chosen.append(layer.active_indices.tolist())
+            _train(model, optimizer, scheduler, 2)
+        rounds.append(chosen)
+    assert rounds[0] == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [0, 1, 9]]
+    assert rounds[1] == rounds[0]  # the re-SVD restarts the walk from the largest singular value
+
+
+def test_top_sampling_keeps_largest_active():
+    model = _model()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    scheduler = SSTScheduler(model, optimizer, SSTConfig(rank=3, steps_per_iteration=2, warmup_steps=0, sampling="top"))
+    for _ in range(6):
+        _train(model, optimizer, scheduler, 2)
+        for layer in (model[0], model[2]):
+            largest = torch.sort(layer.S.detach(), descending=True, stable=True).indices[:3]
+            assert layer.active_indices.tolist() == sorted(largest.tolist())
+
+
 def test_warmup_factor_restarts_every_iteration():
     model = _model()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.4)
@@ -276,9 +304,11 @@ def test_resume_scoped_warmup(tmp_path):
     assert [group["lr"] for group in resumed_opt.param_groups] == pytest.approx([0.2, 0.2, 0.4])
 
 
-@pytest.mark.parametrize("vector_geometry", ["euclidean", "sphere"])
-def test_resume_mid_iteration_is_bit_exact(tmp_path, vector_geometry):
-    config = SSTConfig(rank=3, steps_per_iteration=5, iterations_per_round=2, warmup_steps=2, seed=7)
+@pytest.mark.parametrize(
+    ("vector_geometry", "sampling"), [("euclidean", "mixed"), ("sphere", "mixed"), ("euclidean", "sequential")]
+)
+def test_resume_mid_iteration_is_bit_exact(tmp_path, vector_geometry, sampling):
+    config = SSTConfig(rank=3, steps_per_iteration=5, iterations_per_round=2, warmup_steps=2, seed=7, sampling=sampling)
 
     def build(seed):
         model = _model(seed=seed, vector_geometry=vector_geometry)

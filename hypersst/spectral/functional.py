@@ -10,6 +10,8 @@ from torch import Tensor
 from hypersst._validation import check_sparse_matrix
 
 __all__ = [
+    "ORDERED_SAMPLINGS",
+    "RANDOM_SAMPLINGS",
     "sample_active_indices",
     "sampling_probabilities",
     "spectral_linear",
@@ -26,32 +28,47 @@ def _check_finite_weights(S: Tensor, name: str) -> None:
         )
 
 
+RANDOM_SAMPLINGS = ("mixed", "proportional", "uniform")
+"""Sampling rules that draw triplets at random; :func:`sampling_probabilities` gives their distribution."""
+
+ORDERED_SAMPLINGS = ("sequential", "top")
+"""Sampling rules that choose triplets without randomness."""
+
+
 def sampling_probabilities(S: Tensor, *, sampling: str = "mixed", name: str = "layer") -> Tensor:
     """Compute the probability of drawing each singular triplet.
 
-    ``"mixed"`` returns ``p_i = (1/k + w_i / sum(w)) / 2`` and ``"proportional"`` returns
-    ``w_i / sum(w)``, where ``w_i = max(s_i, 0)``: a negative singular value carries no weight. When every
-    weight is zero both rules fall back to the uniform distribution.
+    ``"mixed"`` returns ``p_i = (1/k + w_i / sum(w)) / 2``, ``"proportional"`` returns ``w_i / sum(w)``
+    and ``"uniform"`` returns ``1/k``, where ``w_i = max(s_i, 0)``: a negative singular value carries no
+    weight. When every weight is zero the first two rules fall back to the uniform distribution.
 
     Args:
         S: singular values, shape ``(k,)``.
-        sampling: ``"mixed"`` or ``"proportional"``.
+        sampling: one of :data:`RANDOM_SAMPLINGS`.
         name: layer name used in error messages.
 
     Returns:
         A float64 CPU tensor of shape ``(k,)`` that sums to one.
 
     Raises:
-        ValueError: if ``S`` contains NaN or Inf, or ``sampling`` is unknown.
+        ValueError: if ``S`` contains NaN or Inf, or ``sampling`` is not a random rule.
     """
-    if sampling not in ("mixed", "proportional"):
-        raise ValueError(f"{name}: sampling must be 'mixed' or 'proportional', got {sampling!r}")
+    if sampling in ORDERED_SAMPLINGS:
+        raise ValueError(
+            f"{name}: sampling {sampling!r} chooses triplets without drawing them, so it has no probabilities; "
+            f"call sample_active_indices, or pass one of {', '.join(map(repr, RANDOM_SAMPLINGS))}"
+        )
+    if sampling not in RANDOM_SAMPLINGS:
+        raise ValueError(
+            f"{name}: sampling must be one of {', '.join(map(repr, RANDOM_SAMPLINGS + ORDERED_SAMPLINGS))}, "
+            f"got {sampling!r}"
+        )
     _check_finite_weights(S, name)
     weights = S.detach().to(device="cpu", dtype=torch.float64).clamp_min(0.0)
     k = weights.numel()
     total = weights.sum()
     uniform = torch.full_like(weights, 1.0 / k)
-    if total <= 0:
+    if sampling == "uniform" or total <= 0:
         return uniform
     proportional = weights / total
     if sampling == "proportional":
@@ -65,28 +82,50 @@ def sample_active_indices(
     *,
     sampling: str = "mixed",
     generator: Optional[torch.Generator] = None,
+    position: int = 0,
     name: str = "layer",
 ) -> Tensor:
-    """Draw ``rank`` distinct triplet indices without replacement, weighted by singular value.
+    """Choose ``rank`` distinct triplet indices to train.
 
-    Indices with zero probability are never drawn while at least ``rank`` indices have positive
-    probability. With ``sampling="proportional"`` fewer than ``rank`` singular values may be positive;
-    then every positive index is taken and the remaining slots are filled uniformly at random from the
-    zero-weight indices, so the layer still trains ``rank`` triplets.
+    The random rules (``"mixed"``, ``"proportional"``, ``"uniform"``) draw without replacement with the
+    probabilities of :func:`sampling_probabilities`. Indices with zero probability are never drawn while at
+    least ``rank`` indices have positive probability. With ``"proportional"`` fewer than ``rank`` singular
+    values may be positive; then every positive index is taken and the remaining slots are filled
+    uniformly at random from the zero-weight indices, so the layer still trains ``rank`` triplets.
+
+    The ordered rules ignore ``generator``. ``"top"`` takes the ``rank`` largest singular values, the lower
+    index first among equal ones. ``"sequential"`` takes indices ``position * rank`` onwards, wrapping
+    around at ``k``. A re-SVD sorts the triplets by singular value, so with ``position`` counting the
+    iterations since the last re-SVD, a round of ``ceil(k / rank)`` iterations trains every triplet once,
+    from the largest singular value down.
 
     Args:
         S: singular values, shape ``(k,)``.
-        rank: number of indices to draw, ``1 <= rank <= k``.
-        sampling: ``"mixed"`` or ``"proportional"`` (see :func:`sampling_probabilities`).
-        generator: CPU generator that makes the draw reproducible.
+        rank: number of indices to choose, ``1 <= rank <= k``.
+        sampling: one of :data:`RANDOM_SAMPLINGS` or :data:`ORDERED_SAMPLINGS`.
+        generator: CPU generator that makes a random draw reproducible.
+        position: the iteration's place in its round, read by ``"sequential"`` only.
         name: layer name used in error messages.
 
     Returns:
         Sorted ``int64`` tensor of ``rank`` distinct indices, on the device of ``S``.
+
+    Raises:
+        ValueError: on a bad ``rank``, ``position`` or ``sampling``, or non-finite singular values.
     """
     k = S.numel()
     if not 1 <= rank <= k:
         raise ValueError(f"{name}: cannot draw rank={rank} triplets from k={k} singular values")
+    if sampling in ORDERED_SAMPLINGS:
+        _check_finite_weights(S, name)
+        if sampling == "top":
+            order = torch.sort(S.detach().to(device="cpu", dtype=torch.float64), descending=True, stable=True)
+            drawn = order.indices[:rank]
+        else:
+            if isinstance(position, bool) or not isinstance(position, int) or position < 0:
+                raise ValueError(f"{name}: position must be a non-negative int, got {position!r}")
+            drawn = (position * rank + torch.arange(rank)) % k
+        return torch.sort(drawn).values.to(S.device)
     probs = sampling_probabilities(S, sampling=sampling, name=name)
     positive = torch.nonzero(probs > 0).flatten()
     if positive.numel() >= rank:

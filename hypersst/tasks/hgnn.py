@@ -280,8 +280,8 @@ def default_sst_config(
             (default: :data:`SST_ITERATIONS_PER_ROUND`).
         gradient: ``"enhanced"`` or ``"default"``, the gradient of the active singular vectors (default:
             :data:`SST_GRADIENT`); see :class:`hypersst.SSTConfig`.
-        sampling: ``"mixed"`` or ``"proportional"``, how triplets are drawn (default: :data:`SST_SAMPLING`);
-            see :class:`hypersst.SSTConfig`.
+        sampling: one of :data:`SAMPLINGS`, how triplets are chosen (default: :data:`SST_SAMPLING`); see
+            :class:`hypersst.SSTConfig`.
         warmup_scope: ``"all"`` or ``"reset"``, the parameter groups that the warm-up scales (default:
             :data:`SST_WARMUP_SCOPE`); see :class:`hypersst.SSTConfig`.
 
@@ -599,7 +599,7 @@ def run_hgnn(
             layer; used by ``"sst"`` only.
         sst_gradient: ``"enhanced"`` or ``"default"``, the gradient of SST's active singular vectors.
             ``"default"`` is the true gradient, scaled by the singular value. Used by ``"sst"`` only.
-        sst_sampling: ``"mixed"`` or ``"proportional"``, how SST draws its active triplets (see
+        sst_sampling: one of :data:`SAMPLINGS`, how SST chooses its active triplets (see
             :class:`hypersst.SSTConfig`); used by ``"sst"`` only.
         sst_value_lr_scale: learning rate of SST's singular values relative to the others (see
             :func:`build_optimizer`); used by ``"sst"`` only.

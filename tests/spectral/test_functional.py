@@ -1,4 +1,5 @@
 import itertools
+import math
 
 import pytest
 import torch
@@ -36,9 +37,60 @@ def test_non_finite_singular_values_raise_with_layer_name(bad):
         sample_active_indices(S, 1, name="encoder.fc1")
 
 
+def test_uniform_probabilities_ignore_the_singular_values():
+    probs = sampling_probabilities(torch.tensor([9.0, 1.0, 0.0, 2.0]), sampling="uniform")
+    assert torch.equal(probs, torch.full((4,), 0.25, dtype=torch.float64))
+
+
 def test_unknown_sampling_rule_raises():
-    with pytest.raises(ValueError, match="sampling must be 'mixed' or 'proportional', got 'topk'"):
+    with pytest.raises(ValueError, match="sampling must be one of 'mixed', .*'top', got 'topk'"):
         sampling_probabilities(torch.ones(3), sampling="topk")
+    with pytest.raises(ValueError, match="got 'topk'"):
+        sample_active_indices(torch.ones(3), 1, sampling="topk")
+
+
+@pytest.mark.parametrize("sampling", ["sequential", "top"])
+def test_ordered_rules_have_no_probabilities(sampling):
+    with pytest.raises(ValueError, match=f"sampling '{sampling}' chooses triplets without drawing them"):
+        sampling_probabilities(torch.ones(3), sampling=sampling)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_top_breaks_ties_by_index(dtype):
+    S = torch.tensor([1.0, 3.0, 2.0, 3.0, 0.5], dtype=dtype)
+    assert sample_active_indices(S, 2, sampling="top").tolist() == [1, 3]
+    assert sample_active_indices(S, 3, sampling="top").tolist() == [1, 2, 3]
+
+
+def test_sequential_covers_each_triplet_once():
+    S = torch.linspace(5.0, 1.0, 13)
+    rank, per_round = 2, math.ceil(13 / 2)
+    chosen = [sample_active_indices(S, rank, sampling="sequential", position=j).tolist() for j in range(per_round)]
+    assert chosen[:3] == [[0, 1], [2, 3], [4, 5]]
+    assert chosen[-1] == [0, 12]  # the last iteration wraps around to fill its second slot
+    assert sorted(set(itertools.chain.from_iterable(chosen))) == list(range(13))
+
+
+def test_ordered_rules_ignore_the_generator():
+    S = torch.rand(8, generator=torch.Generator().manual_seed(0))
+    generator = torch.Generator().manual_seed(1)
+    state = generator.get_state()
+    for sampling in ("sequential", "top"):
+        sample_active_indices(S, 3, sampling=sampling, generator=generator, position=1)
+    assert torch.equal(generator.get_state(), state)
+
+
+@pytest.mark.parametrize("position", [-1, 1.0, True])
+def test_sequential_rejects_a_bad_position(position):
+    with pytest.raises(ValueError, match=f"position must be a non-negative int, got {position!r}"):
+        sample_active_indices(torch.ones(4), 2, sampling="sequential", position=position)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+@pytest.mark.parametrize("sampling", ["sequential", "top"])
+def test_ordered_rules_reject_non_finite_singular_values(bad, sampling):
+    with pytest.raises(ValueError, match="enc: singular values contain NaN or Inf"):
+        sample_active_indices(torch.tensor([1.0, bad, 0.5]), 1, sampling=sampling, name="enc")
 
 
 def test_rank_out_of_range_raises():

@@ -277,7 +277,10 @@ def test_iterations_per_round_rejects_zero(synthetic_nc):
         run_hgnn("synthetic", "nc", "sst", 2, seed=0, data=synthetic_nc, epochs=2, sst_iterations_per_round=0)
 
 
-@pytest.mark.parametrize(("option", "value"), [("sst_gradient", "default"), ("sst_sampling", "proportional")])
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("sst_gradient", "default"), ("sst_sampling", "proportional"), ("sst_sampling", "sequential"), ("sst_sampling", "top")],
+)
 def test_gradient_sampling_change_sst_only(synthetic_nc, option, value):
     field = option.removeprefix("sst_")
     changed = run_hgnn("synthetic", "nc", "sst", 2, seed=0, data=synthetic_nc, epochs=45, **{option: value})
@@ -303,7 +306,7 @@ def test_warmup_scope_changes_training(synthetic_nc, method):
 
 
 @pytest.mark.parametrize(
-    ("option", "value"), [("sst_gradient", "natural"), ("sst_sampling", "uniform"), ("sst_warmup_scope", "vectors")]
+    ("option", "value"), [("sst_gradient", "natural"), ("sst_sampling", "topk"), ("sst_warmup_scope", "vectors")]
 )
 def test_gradient_sampling_reject_unknown(synthetic_nc, option, value):
     with pytest.raises(ValueError, match=f"{option} must be one of .*, got '{value}'"):
