@@ -92,13 +92,14 @@ def _add_run_arguments(parser: argparse.ArgumentParser, *, default_out: str) -> 
         help="first seed, to add seeds to an earlier study without rerunning it (default: 0)",
     )
     parser.add_argument(
-        "--epochs", type=_positive_int, default=None, help="maximum epochs, overriding the per-dataset default (5000 for real data)"
+        "--epochs", type=_positive_int, default=None, help="maximum epochs, overriding the per-dataset default (5000 for real data, 300 for synthetic)"
     )
     parser.add_argument(
         "--patience",
         type=_positive_int,
         default=None,
-        help="epochs without a validation improvement that stop a run, for every method (default: per data set, 500 for real data)",
+        help="epochs without a validation improvement that stop a run, for every method (default: per data set, 500 for "
+        "real data, 100 for synthetic)",
     )
     parser.add_argument(
         "--protocol",
@@ -322,7 +323,7 @@ def _run_config(spec: dict, config: dict, manifold: str, graph) -> dict:
 
 
 def _resolve_stopping(settings: dict, dataset: str, task: str) -> None:
-    """Replace a default ``epochs`` or ``patience`` (None) in ``settings`` by the value it stands for.
+    """Replace a default ``epochs`` or ``patience`` (None) in ``settings`` by its per-dataset value.
 
     A run trained with ``--patience 500`` then matches one trained without the flag where 500 is the
     per-dataset default, and run files that saved None still match.
@@ -552,7 +553,12 @@ def _execute(args, *, methods, manifold, curvatures, command: str) -> int:
             meta = getattr(graph, "meta", None) or {}
             if meta.get("note"):
                 print(f"note: {dataset} {task}: {meta['note']}")
-    _check_ranks(args.rank, graphs, methods=methods, manifold=manifold, curvature=curvatures[0])
+    sequential_round = None
+    if "sst" in methods and config["sst_sampling"] == "sequential":
+        sequential_round = config["sst_iterations_per_round"]
+    _check_ranks(
+        args.rank, graphs, methods=methods, manifold=manifold, curvature=curvatures[0], sequential_round=sequential_round
+    )
 
     specs = _run_specs(args, methods, curvatures)
     runs_dir = out / RUNS_FOLDER
@@ -722,12 +728,16 @@ def _prepare_out(out: Path) -> Path:
     return out
 
 
-def _check_ranks(ranks, graphs: dict, *, methods, manifold: str, curvature: float) -> None:
+def _check_ranks(
+    ranks, graphs: dict, *, methods, manifold: str, curvature: float, sequential_round: int | None = None
+) -> None:
     """Reject a ``--rank`` larger than the narrowest hyperbolic linear layer of a model.
 
     LoRA, ReLoRA* and SST replace the linear map inside every LorentzLinear or PoincareLinear,
     and each needs ``rank <= min(in_features, out_features)`` of that map. The widths are read
-    from a full-rank model built once per dataset and task.
+    from a full-rank model built once per dataset and task. With ``sequential_round``, the
+    ``--sst-iterations-per-round`` of sequential sampling, also reject rounds too short to train
+    every triplet of the widest layer.
     """
     if all(method == "full" for method in methods):
         return
@@ -751,6 +761,17 @@ def _check_ranks(ranks, graphs: dict, *, methods, manifold: str, curvature: floa
                 f"--rank {too_large[0]} is too large for {dataset} {task}: its narrowest hyperbolic linear layer "
                 f"maps {in_features} to {out_features} features, so --rank must be at most {limit}"
             )
+        if sequential_round is None:
+            continue
+        widest = max(min(shape) for shape in shapes)
+        for rank in ranks:
+            needed = -(-widest // rank)
+            if sequential_round < needed:
+                raise _UsageError(
+                    f"--sst-iterations-per-round {sequential_round} is too short for --sst-sampling sequential at "
+                    f"--rank {rank} on {dataset} {task}: its widest layer has {widest} triplets, so a round needs "
+                    f"ceil({widest} / {rank}) = {needed} iterations to train each; raise it or leave it out"
+                )
 
 
 # Phrases of library error messages and the flags that set the same thing.

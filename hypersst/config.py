@@ -65,7 +65,9 @@ class SSTConfig:
         sampling: ``"mixed"`` draws triplet ``i`` with probability ``(1/k + s_i / sum(s)) / 2``;
             ``"proportional"`` uses ``s_i / sum(s)`` and ``"uniform"`` ``1/k``. ``"sequential"`` trains the
             triplets in turn, from the largest singular value at each re-SVD down, so that a round of
-            ``ceil(k / r)`` iterations trains each once. ``"top"`` always trains the ``r`` largest.
+            ``ceil(k / r)`` iterations trains each of them. When ``r`` does not divide ``k``, the round's last
+            iteration also trains the first triplets again, and rounds shorter than ``ceil(k / r)`` are
+            rejected. ``"top"`` always trains the ``r`` largest.
         gradient: ``"enhanced"`` gives active vectors the gradient ``G v_i`` and ``G^T u_i`` (not scaled by
             ``s_i``); ``"default"`` gives the true gradient.
         vector_geometry: ``"euclidean"`` trains active vectors as plain parameters renormalized after each

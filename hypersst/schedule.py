@@ -85,6 +85,7 @@ class SSTScheduler:
             )
         self._check_ranks()
         self._check_optimizer_holds_parameters()
+        self._check_sequential_rounds()
 
         self.generator = torch.Generator(device="cpu")
         self.generator.manual_seed(config.seed)
@@ -104,6 +105,19 @@ class SSTScheduler:
                 raise ValueError(
                     f"SSTScheduler: layer {name!r} has rank {module.rank} but the config has rank={self.config.rank}; "
                     "convert the model and build the config with the same rank"
+                )
+
+    def _check_sequential_rounds(self) -> None:
+        if self.config.sampling != "sequential" or self.config.iterations_per_round is None:
+            return
+        for name, layer in self.sst_layers:
+            needed = math.ceil(layer.num_triplets / layer.rank)
+            if self.config.iterations_per_round < needed:
+                raise ValueError(
+                    f"SSTScheduler: with sampling='sequential', layer {name!r} needs rounds of at least "
+                    f"ceil({layer.num_triplets} / {layer.rank}) = {needed} iterations to train each of its triplets, "
+                    f"but iterations_per_round={self.config.iterations_per_round}; raise it or pass None for "
+                    "ceil(k / r) per layer"
                 )
 
     def _check_optimizer_holds_parameters(self) -> None:
@@ -206,24 +220,39 @@ class SSTScheduler:
             "config": self.config.to_dict(),
         }
 
-    def load_state_dict(self, state: Dict[str, Any]) -> None:
-        """Restore a state from :meth:`state_dict`.
+    def check_state_dict(self, state: Dict[str, Any]) -> None:
+        """Check that :meth:`load_state_dict` can restore ``state``, without changing anything.
 
         Raises:
-            ValueError: if the saved configuration differs from this scheduler's.
+            ValueError: if the saved configuration differs from this scheduler's, or the number of saved
+                learning rates differs from the optimizer's parameter groups.
         """
         # Checkpoints written before ``state_reset`` and ``warmup_scope`` existed used "moments" and "all".
         saved = {"state_reset": "moments", "warmup_scope": "all", **state["config"]}
-        if saved != self.config.to_dict():
+        current = self.config.to_dict()
+        if saved != current:
+            differences = ", ".join(
+                f"{key}={saved.get(key)!r} there, {current.get(key)!r} here"
+                for key in sorted(set(saved) | set(current))
+                if saved.get(key) != current.get(key)
+            )
             raise ValueError(
-                f"SSTScheduler: the checkpoint was written with config {saved}, but this scheduler uses "
-                f"{self.config.to_dict()}; build the scheduler with the saved SSTConfig(**config)."
+                f"SSTScheduler: the checkpoint was written with another config ({differences}); build the "
+                f"scheduler with the saved SSTConfig(**config), which is {saved}."
             )
         if len(state["base_lrs"]) != len(self.optimizer.param_groups):
             raise ValueError(
                 f"SSTScheduler: the checkpoint has {len(state['base_lrs'])} learning rates but the optimizer "
                 f"has {len(self.optimizer.param_groups)} parameter groups"
             )
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        """Restore a state from :meth:`state_dict`.
+
+        Raises:
+            ValueError: if :meth:`check_state_dict` rejects ``state``.
+        """
+        self.check_state_dict(state)
         self.step_count = int(state["step_count"])
         self.iteration = int(state["iteration"])
         self.base_lrs = list(state["base_lrs"])

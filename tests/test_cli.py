@@ -545,6 +545,15 @@ def test_folder_as_result_file_rejected(tmp_path, capsys):
     assert not _saved_file(tmp_path).exists()
 
 
+def test_sequential_rejects_short_round(tmp_path, capsys):
+    argv = ["hgnn", "--method", "full", "sst", "--rank", "2", "--seeds", "1", "--epochs", "2", "--out", str(tmp_path)]
+    assert main(argv + ["--sst-sampling", "sequential", "--sst-iterations-per-round", "1", "--no-progress", "-q"]) == 2
+    error = capsys.readouterr().err
+    assert "--sst-iterations-per-round 1 is too short for --sst-sampling sequential at --rank 2" in error
+    assert "so a round needs ceil(16 / 2) = 8 iterations" in error
+    assert not list(tmp_path.glob("runs/*.json")), "the check must come before the full-rank run trains"
+
+
 def test_mismatch_message_names_both_values(tmp_path, capsys):
     assert main(_full_run(tmp_path)) == 0
     assert main(_full_run(tmp_path, "--resume", "--patience", "50")) == 2

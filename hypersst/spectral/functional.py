@@ -96,8 +96,9 @@ def sample_active_indices(
     The ordered rules ignore ``generator``. ``"top"`` takes the ``rank`` largest singular values, the lower
     index first among equal ones. ``"sequential"`` takes indices ``position * rank`` onwards, wrapping
     around at ``k``. A re-SVD sorts the triplets by singular value, so with ``position`` counting the
-    iterations since the last re-SVD, a round of ``ceil(k / rank)`` iterations trains every triplet once,
-    from the largest singular value down.
+    iterations since the last re-SVD, a round of ``ceil(k / rank)`` iterations trains every triplet, from
+    the largest singular value down. When ``rank`` does not divide ``k``, the last iteration of the round
+    wraps around and trains the first triplets a second time.
 
     Args:
         S: singular values, shape ``(k,)``.
@@ -111,9 +112,12 @@ def sample_active_indices(
         Sorted ``int64`` tensor of ``rank`` distinct indices, on the device of ``S``.
 
     Raises:
+        TypeError: if ``rank`` is not an int.
         ValueError: on a bad ``rank``, ``position`` or ``sampling``, or non-finite singular values.
     """
     k = S.numel()
+    if isinstance(rank, bool) or not isinstance(rank, int):
+        raise TypeError(f"{name}: rank must be an int, got {rank!r}")
     if not 1 <= rank <= k:
         raise ValueError(f"{name}: cannot draw rank={rank} triplets from k={k} singular values")
     if sampling in ORDERED_SAMPLINGS:

@@ -44,6 +44,8 @@ class SSTLinear(nn.Module):
         - ``U``: ``(out_features, k)``, ``S``: ``(k,)``, ``Vh``: ``(k, in_features)``
         - parameters ``Ut_active``: ``(r, out_features)`` (active columns of ``U``, transposed so that each
           row is one unit vector), ``Vh_active``: ``(r, in_features)``
+        - buffer ``active_indices``: ``(r,)``, the triplet of each row of ``Ut_active`` and ``Vh_active``. It
+          follows the rows, so it is not sorted: a triplet that stays active keeps its row.
     """
 
     def __init__(

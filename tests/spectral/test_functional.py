@@ -93,6 +93,12 @@ def test_ordered_rules_reject_non_finite_singular_values(bad, sampling):
         sample_active_indices(torch.tensor([1.0, bad, 0.5]), 1, sampling=sampling, name="enc")
 
 
+@pytest.mark.parametrize("sampling", ["mixed", "top", "sequential"])
+def test_non_integer_rank_raises(sampling):
+    with pytest.raises(TypeError, match="rank must be an int, got 2.0"):
+        sample_active_indices(torch.ones(4), 2.0, sampling=sampling)
+
+
 def test_rank_out_of_range_raises():
     with pytest.raises(ValueError, match="cannot draw rank=4 triplets from k=3"):
         sample_active_indices(torch.ones(3), 4)
