@@ -98,12 +98,15 @@ def load_checkpoint(
             f"checkpoint {str(path)!r} contains Python objects that weights_only=True rejects ({error}). "
             "If you wrote the file yourself (for example with a GaLore optimizer), pass weights_only=False."
         ) from error
-    model.load_state_dict(payload["model"])
-    for label, target in (("optimizer", optimizer), ("scheduler", scheduler)):
-        if target is None:
-            continue
+    targets = [(label, target) for label, target in (("optimizer", optimizer), ("scheduler", scheduler)) if target is not None]
+    # Check what can be checked before restoring anything, so a rejected checkpoint leaves every object unchanged.
+    for label, target in targets:
         if payload[label] is None:
             raise ValueError(f"checkpoint {str(path)!r} contains no {label} state; pass {label}=None to skip it")
+    if scheduler is not None and hasattr(scheduler, "check_state_dict"):
+        scheduler.check_state_dict(payload["scheduler"])
+    model.load_state_dict(payload["model"])
+    for label, target in targets:
         target.load_state_dict(payload[label])
     if optimizer is not None:
         _restore_integer_steps(optimizer, payload["optimizer"])

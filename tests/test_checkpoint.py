@@ -50,6 +50,32 @@ def test_checkpoint_without_optimizer_state_raises(tmp_path):
         load_checkpoint(tmp_path / "ckpt.pt", model, torch.optim.SGD(model.parameters(), lr=0.1))
 
 
+def test_rejected_scheduler_state_leaves_model_unchanged(tmp_path):
+    from hypersst import SSTConfig, SSTLinear, SSTScheduler
+
+    torch.manual_seed(0)
+    model = nn.Sequential(SSTLinear(6, 5, 2))
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
+    scheduler = SSTScheduler(model, optimizer, SSTConfig(rank=2, sampling="sequential"))
+    model(torch.randn(3, 6)).sum().backward()
+    optimizer.step()
+    scheduler.step()
+    save_checkpoint(tmp_path / "ckpt.pt", model, optimizer, scheduler)
+
+    torch.manual_seed(1)
+    other = nn.Sequential(SSTLinear(6, 5, 2))
+    before = {name: tensor.clone() for name, tensor in other.state_dict().items()}
+    other_optimizer = torch.optim.Adam(other.parameters(), lr=0.5)
+    other_scheduler = SSTScheduler(other, other_optimizer, SSTConfig(rank=2, sampling="top"))
+    learning_rates = [group["lr"] for group in other_optimizer.param_groups]
+    with pytest.raises(ValueError, match="sampling='sequential' there, 'top' here"):
+        load_checkpoint(tmp_path / "ckpt.pt", other, other_optimizer, other_scheduler)
+    for name, tensor in other.state_dict().items():
+        assert torch.equal(tensor, before[name]), f"{name} changed although the checkpoint was rejected"
+    assert [group["lr"] for group in other_optimizer.param_groups] == learning_rates
+    assert other_scheduler.step_count == 0
+
+
 def test_galore_checkpoint_needs_weights_only_false(tmp_path):
     from hypersst.lowrank import make_galore_optimizer
 
