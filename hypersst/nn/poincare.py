@@ -43,7 +43,8 @@ class PoincareLinear(nn.Module):
     Notes:
         Outputs pass through geoopt's projection, which keeps them a small margin inside the boundary
         (relative margin 4e-3 in float32, 1e-5 in float64). Points that far out are already at distance
-        about ``6 / sqrt(|kappa|)`` from the origin, where float32 cannot resolve the ball any further.
+        about ``6 / sqrt(|kappa|)`` from the origin in float32, and ``12 / sqrt(|kappa|)`` in float64, where the
+        dtype cannot resolve the ball any further: points beyond collapse onto that sphere.
     """
 
     def __init__(
@@ -80,6 +81,20 @@ class PoincareLinear(nn.Module):
             self.bias = nn.Parameter(torch.zeros(out_features, dtype=reference.dtype, device=reference.device))
         else:
             self.register_parameter("bias", None)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
+        # A flat layer computes the Euclidean map whatever curvature its manifold has, so it must reject a curved state.
+        if self.flat:
+            learnable = prefix + "manifold.raw_k" in state_dict
+            value = state_dict.get(prefix + "manifold.k_value")
+            if learnable or (value is not None and float(value) != 0.0):
+                loaded = "a learnable curvature" if learnable else f"curvature kappa = {float(value):g}"
+                error_msgs.append(
+                    f"{type(self).__name__} at '{prefix}': the state has {loaded}, but this layer was built at kappa = 0 "
+                    "and always computes the Euclidean map; build the layer with the state's manifold, e.g. "
+                    "Stereographic(kappa), before loading it"
+                )
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
 
     def reset_parameters(self) -> None:
         """Re-initialize the inner linear map and set the Möbius bias to zero."""

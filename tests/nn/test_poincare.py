@@ -54,6 +54,26 @@ def test_flat_layer_is_exactly_the_linear_map(dtype):
         assert torch.equal(layer(x), x @ layer.linear.weight.t() + layer.linear.bias)
 
 
+@pytest.mark.parametrize(
+    ("source", "loaded"),
+    [(Stereographic(-1.0), "curvature kappa = -1"), (Stereographic(-1.0, learnable=True), "a learnable curvature")],
+)
+def test_flat_layer_rejects_a_curved_state(source, loaded):
+    curved = PoincareLinear(IN, OUT, source, bias=False)
+    flat = PoincareLinear(IN, OUT, Stereographic(0.0), bias=False)
+    with pytest.raises(RuntimeError, match=f"the state has {loaded}, but this layer was built at kappa = 0"):
+        flat.load_state_dict(curved.state_dict())
+
+
+def test_same_kind_states_load():
+    for kappa in (0.0, -0.5):
+        source = PoincareLinear(IN, OUT, Stereographic(kappa))
+        target = PoincareLinear(IN, OUT, Stereographic(kappa))
+        target.load_state_dict(source.state_dict())
+        x = ball_points((4,), torch.float32, kappa, 0)
+        assert torch.equal(target(x), source(x))
+
+
 @pytest.mark.parametrize("kappa", [-1.0, -0.1])
 def test_matches_geoopt_mobius_matvec_and_add(kappa):
     manifold = Stereographic(kappa)
