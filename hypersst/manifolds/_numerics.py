@@ -7,11 +7,13 @@ accurate in float64 and safe in float32, float16 and bfloat16.
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 __all__ = [
+    "Float64Curvature",
     "as_curvature",
     "asinhc",
     "check_real_number",
@@ -45,6 +47,33 @@ def as_curvature(k: Tensor, like: Tensor) -> Tensor:
     return k.to(dtype=like.dtype, device=like.device)
 
 
+class Float64Curvature(nn.Module):
+    """Module base that keeps the curvature tensors ``raw_k`` and ``k_value`` in float64.
+
+    ``model.float()``, ``model.half()`` and ``model.to(dtype)`` cast every floating parameter and buffer. For the
+    curvature that would round the stored value for good: after ``.float().double()``, ``k = 0.1`` would read
+    0.10000000149. The operations cast the curvature to their input's dtype anyway, so it stays float64 here
+    and only follows device moves.
+    """
+
+    def _apply(self, fn, recurse=True):
+        saved = {}
+        for name in ("raw_k", "k_value"):
+            tensor = getattr(self, name, None)
+            if isinstance(tensor, Tensor) and tensor.dtype == torch.float64:
+                saved[name] = tensor.detach().clone()
+        result = super()._apply(fn, recurse)
+        for name, value in saved.items():
+            tensor = getattr(self, name)
+            if tensor.dtype != torch.float64:
+                restored = value.to(device=tensor.device)
+                if name in self._buffers:
+                    self._buffers[name] = restored
+                else:
+                    tensor.data = restored
+        return result
+
+
 def check_real_number(value, name: str, owner: str) -> float:
     """Return ``value`` as a finite Python float or raise.
 
@@ -58,7 +87,7 @@ def check_real_number(value, name: str, owner: str) -> float:
         if value.numel() != 1:
             raise TypeError(f"{owner}: {name} must be a scalar, got a tensor of shape {tuple(value.shape)}")
         value = value.item()
-    if not isinstance(value, (int, float)):
+    if not isinstance(value, numbers.Real):
         raise TypeError(f"{owner}: {name} must be a real number, got {type(value).__name__}")
     value = float(value)
     if not math.isfinite(value):

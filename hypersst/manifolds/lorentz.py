@@ -21,6 +21,7 @@ from geoopt.manifolds.base import Manifold
 from torch import Tensor
 
 from ._numerics import (
+    Float64Curvature,
     as_curvature,
     asinhc,
     check_real_number,
@@ -260,7 +261,7 @@ def from_poincare(y: Tensor, *, k: Tensor, dim: int = -1) -> Tensor:
     return torch.cat((torch.sqrt(k) * (k + sqnorm), 2.0 * k * y), dim=dim) / denom
 
 
-class Lorentz(geoopt.Lorentz):
+class Lorentz(Float64Curvature, geoopt.Lorentz):
     r"""The hyperboloid :math:`\langle x, x\rangle_L = -k` with sectional curvature :math:`-1/k`.
 
     A ``geoopt.Lorentz`` whose operations are correct for every ``k`` (not only ``k = 1``) and run in the

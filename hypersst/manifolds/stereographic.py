@@ -25,12 +25,12 @@ from geoopt.manifolds.base import Manifold
 from geoopt.manifolds.stereographic import math as smath
 from torch import Tensor
 
-from ._numerics import as_curvature, check_real_number, inverse_softplus
+from ._numerics import Float64Curvature, as_curvature, check_real_number, inverse_softplus
 
 __all__ = ["Euclidean", "PoincareBall", "Stereographic"]
 
 
-class Stereographic(geoopt.Stereographic):
+class Stereographic(Float64Curvature, geoopt.Stereographic):
     r"""Stereographic model with signed curvature :math:`\kappa \le 0`.
 
     Args:

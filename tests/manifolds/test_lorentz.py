@@ -283,6 +283,27 @@ def test_check_point_accepts_points_and_names_the_largest_violation(dtype):
         manifold.check_point(torch.ones(2, 3, dtype=torch.long))
 
 
+@pytest.mark.parametrize("learnable", [False, True])
+def test_dtype_casts_keep_the_exact_curvature(learnable):
+    manifold = Lorentz(0.1, learnable=learnable)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 3), manifold)
+    model.float()
+    assert model[0].weight.dtype == torch.float32
+    assert manifold.k.dtype == torch.float64
+    model.half().double()
+    assert model[0].weight.dtype == torch.float64
+    assert manifold.k.item() == pytest.approx(0.1, rel=1e-15, abs=0)
+    x = manifold.expmap0(tangent((4,), torch.float64, seed=0))
+    assert residual_ratio(x, 0.1).max() < 1e-14
+    assert manifold.expmap0(tangent((4,), torch.float32, seed=0)).dtype == torch.float32
+
+
+def test_numpy_scalars_are_real_numbers():
+    np = pytest.importorskip("numpy")
+    for value in (np.float32(0.5), np.float64(0.5), np.int64(2)):
+        assert Lorentz(value).k.item() == float(value)
+
+
 @pytest.mark.parametrize("k", [0.0, -1.0, -1e-9])
 def test_nonpositive_k_is_rejected(k):
     with pytest.raises(ValueError, match=rf"k must be > 0 .* got k={k!r}.*Stereographic"):

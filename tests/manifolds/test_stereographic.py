@@ -144,3 +144,12 @@ def test_riemannian_adam_on_the_ball():
         optimizer.step()
     assert manifold.dist(point, target).sum().item() < 0.1 * start
     manifold.check_point(point)
+
+
+@pytest.mark.parametrize("manifold", [Stereographic(-0.1), Stereographic(-0.1, learnable=True), PoincareBall(0.1)])
+def test_dtype_casts_keep_the_exact_curvature(manifold):
+    model = torch.nn.Sequential(torch.nn.Linear(3, 3), manifold)
+    model.float()
+    assert manifold.k.dtype == torch.float64
+    model.double()
+    assert manifold.k.item() == pytest.approx(-0.1, rel=1e-15, abs=0)
