@@ -260,19 +260,23 @@ def _factored_kinds() -> Tuple[type, ...]:
 def merge_lowrank(model: nn.Module) -> nn.Module:
     """Replace every LoRA, ReLoRA*, SST and two-factor linear layer of ``model`` by an equal ``nn.Linear``.
 
-    Works in place on any module, including the ``.linear`` child of a hyperbolic layer. The outputs
-    are unchanged up to rounding.
+    Works in place on any module, including the ``.linear`` child of a hyperbolic layer. A
+    :class:`hypersst.HyperSSTLinear` becomes the ``LorentzLinear`` or ``PoincareLinear`` it wraps, with the
+    merged ``nn.Linear`` inside, since its SST views no longer apply. The outputs are unchanged up to rounding.
 
     Args:
         model: the module to merge.
 
     Returns:
-        ``model``; or, when ``model`` is itself a factored layer, its ``nn.Linear`` equivalent.
+        ``model``; or, when ``model`` is itself a factored layer or a ``HyperSSTLinear``, its merged
+        equivalent.
 
     Raises:
         RuntimeError: if a merged weight contains NaN or Inf; the message names the layer and no layer
             has been replaced.
     """
+    from hypersst.nn.sst import HyperSSTLinear
+
     kinds = _factored_kinds()
     if isinstance(model, kinds):
         return _merge_one("model", model)
@@ -284,6 +288,12 @@ def merge_lowrank(model: nn.Module) -> nn.Module:
     occurrences = module_occurrences(model)
     for old, new in merged:
         replace_module(occurrences, old, new)
+    if isinstance(model, HyperSSTLinear):
+        return model.layer
+    wrappers = [module for module in model.modules() if isinstance(module, HyperSSTLinear)]
+    occurrences = module_occurrences(model)
+    for wrapper in wrappers:
+        replace_module(occurrences, wrapper, wrapper.layer)
     return model
 
 

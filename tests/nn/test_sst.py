@@ -220,3 +220,35 @@ def test_geometry_guide_example_runs(capsys):
     (code,) = re.findall(r"```python\n(.*?)```", guide.read_text(encoding="utf-8"), flags=re.S)
     exec(compile(code, str(guide), "exec"), {})
     assert capsys.readouterr().out.startswith("final loss ")
+
+
+@pytest.mark.parametrize(
+    ("manifold", "kind"), [(Lorentz(0.5), LorentzLinear), (Stereographic(-2.0), PoincareLinear), (Euclidean(), PoincareLinear)]
+)
+def test_merge_unwraps_to_the_plain_layer(manifold, kind):
+    from hypersst import merge_lowrank
+
+    torch.manual_seed(0)
+    model = nn.Sequential(HyperSSTLinear(5, 4, rank=2, manifold=manifold, dtype=torch.float64))
+    tangent = 0.3 * torch.randn(3, 5, dtype=torch.float64)
+    if isinstance(manifold, Euclidean):
+        x = tangent
+    else:
+        if isinstance(manifold, Lorentz):
+            tangent[:, 0] = 0.0  # a tangent vector at the origin has no time component
+        x = manifold.expmap0(tangent)
+    expected = model(x)
+    merged = merge_lowrank(model)
+    assert merged is model
+    assert type(model[0]) is kind
+    assert type(model[0].linear) is nn.Linear
+    torch.testing.assert_close(model(x), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_merge_single_layer_unwraps():
+    from hypersst import merge_lowrank
+
+    layer = HyperSSTLinear(5, 4, rank=2, manifold=Stereographic(-1.0))
+    plain = merge_lowrank(layer)
+    assert type(plain) is PoincareLinear
+    assert type(plain.linear) is nn.Linear
