@@ -71,6 +71,9 @@ class Float64Curvature(nn.Module):
                     self._buffers[name] = restored
                 else:
                     tensor.data = restored
+                    if tensor.grad is not None:
+                        # The cast converted the gradient too, and optimizers expect it in the parameter's dtype.
+                        tensor.grad = tensor.grad.to(torch.float64)
         return result
 
 

@@ -298,6 +298,18 @@ def test_dtype_casts_keep_the_exact_curvature(learnable):
     assert manifold.expmap0(tangent((4,), torch.float32, seed=0)).dtype == torch.float32
 
 
+def test_dtype_cast_keeps_a_learnable_curvature_trainable():
+    manifold = Lorentz(0.5, learnable=True)
+    optimizer = torch.optim.Adam(manifold.parameters(), lr=0.01)
+    manifold.expmap0(tangent((4,), torch.float64, seed=0)).sum().backward()
+    torch.nn.Sequential(manifold).float()
+    assert manifold.raw_k.grad.dtype == torch.float64
+    optimizer.step()
+    manifold.expmap0(tangent((4,), torch.float32, seed=1)).sum().backward()
+    optimizer.step()
+    assert torch.isfinite(manifold.k)
+
+
 def test_numpy_scalars_are_real_numbers():
     np = pytest.importorskip("numpy")
     for value in (np.float32(0.5), np.float64(0.5), np.int64(2)):
