@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -765,7 +766,7 @@ def _check_ranks(
             continue
         widest = max(min(shape) for shape in shapes)
         for rank in ranks:
-            needed = -(-widest // rank)
+            needed = math.ceil(widest / rank)
             if sequential_round < needed:
                 raise _UsageError(
                     f"--sst-iterations-per-round {sequential_round} is too short for --sst-sampling sequential at "
