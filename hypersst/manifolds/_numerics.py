@@ -56,13 +56,13 @@ class Float64Curvature(nn.Module):
     and only follows device moves.
     """
 
-    def _apply(self, fn, recurse=True):
+    def _apply(self, fn, *args, **kwargs):
         saved = {}
         for name in ("raw_k", "k_value"):
             tensor = getattr(self, name, None)
             if isinstance(tensor, Tensor) and tensor.dtype == torch.float64:
                 saved[name] = tensor.detach().clone()
-        result = super()._apply(fn, recurse)
+        result = super()._apply(fn, *args, **kwargs)
         for name, value in saved.items():
             tensor = getattr(self, name)
             if tensor.dtype != torch.float64:
