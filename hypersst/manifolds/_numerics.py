@@ -24,6 +24,7 @@ __all__ = [
     "stable_acosh",
     "stable_asinh",
     "tiny",
+    "type_label",
 ]
 
 
@@ -61,20 +62,26 @@ class Float64Curvature(nn.Module):
         for name in ("raw_k", "k_value"):
             tensor = getattr(self, name, None)
             if isinstance(tensor, Tensor) and tensor.dtype == torch.float64:
-                saved[name] = tensor.detach().clone()
+                grad = tensor.grad.detach().clone() if tensor.grad is not None else None
+                saved[name] = (tensor.detach().clone(), grad)
         result = super()._apply(fn, *args, **kwargs)
-        for name, value in saved.items():
+        for name, (value, grad) in saved.items():
             tensor = getattr(self, name)
-            if tensor.dtype != torch.float64:
-                restored = value.to(device=tensor.device)
-                if name in self._buffers:
-                    self._buffers[name] = restored
-                else:
-                    tensor.data = restored
-                    if tensor.grad is not None:
-                        # The cast converted the gradient too, and optimizers expect it in the parameter's dtype.
-                        tensor.grad = tensor.grad.to(torch.float64)
+            if tensor.dtype == torch.float64:
+                continue
+            if name in self._buffers:
+                self._buffers[name] = value.to(device=tensor.device)
+                continue
+            tensor.data = value.to(device=tensor.device)
+            # The cast rounded the gradient as well; optimizers expect it exact and in the parameter's dtype.
+            tensor.grad = grad.to(device=tensor.device) if grad is not None else None
         return result
+
+
+def type_label(value) -> str:
+    """Name the type of ``value`` for error messages, with its module unless it is a built-in type."""
+    kind = type(value)
+    return kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
 
 
 def check_real_number(value, name: str, owner: str) -> float:
@@ -89,9 +96,11 @@ def check_real_number(value, name: str, owner: str) -> float:
     if isinstance(value, Tensor):
         if value.numel() != 1:
             raise TypeError(f"{owner}: {name} must be a scalar, got a tensor of shape {tuple(value.shape)}")
+        if value.dtype == torch.bool:
+            raise TypeError(f"{owner}: {name} must be a real number, got a bool tensor")
         value = value.item()
     if not isinstance(value, numbers.Real):
-        raise TypeError(f"{owner}: {name} must be a real number, got {type(value).__name__}")
+        raise TypeError(f"{owner}: {name} must be a real number, got {type_label(value)}")
     value = float(value)
     if not math.isfinite(value):
         raise ValueError(f"{owner}: {name} must be finite, got {value!r}")

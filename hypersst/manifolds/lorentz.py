@@ -31,6 +31,7 @@ from ._numerics import (
     sinhc,
     stable_acosh,
     stable_asinh,
+    type_label,
 )
 
 __all__ = [
@@ -280,7 +281,7 @@ class Lorentz(Float64Curvature, geoopt.Lorentz):
     Notes:
         Fixed curvature is stored as a float64 buffer and learnable curvature as a float64 parameter, so that
         float64 models see the exact value; each operation casts it to the input's dtype. ``module.float()``
-        converts it like any other floating tensor.
+        and other dtype casts leave it, and its gradient, in float64.
 
         geoopt's convention for :meth:`inner` is kept in one respect: with three arguments
         ``inner(x, u, v)`` is the metric at ``x`` applied to tangent vectors ``u, v``. With two arguments it is
@@ -298,7 +299,7 @@ class Lorentz(Float64Curvature, geoopt.Lorentz):
                 "not reachable in the Lorentz model, use hypersst.manifolds.Stereographic(0.0) instead"
             )
         if not isinstance(learnable, bool):
-            raise TypeError(f"Lorentz: learnable must be a bool, got {type(learnable).__name__}")
+            raise TypeError(f"Lorentz: learnable must be a bool, got {type_label(learnable)}")
         self.learnable = learnable
         self.min_k = 0.0
         if learnable:

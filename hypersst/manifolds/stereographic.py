@@ -25,7 +25,7 @@ from geoopt.manifolds.base import Manifold
 from geoopt.manifolds.stereographic import math as smath
 from torch import Tensor
 
-from ._numerics import Float64Curvature, as_curvature, check_real_number, inverse_softplus
+from ._numerics import Float64Curvature, as_curvature, check_real_number, inverse_softplus, type_label
 
 __all__ = ["Euclidean", "PoincareBall", "Stereographic"]
 
@@ -59,7 +59,7 @@ class Stereographic(Float64Curvature, geoopt.Stereographic):
 
     def _init_curvature(self, magnitude: float, learnable: bool, label: str, given: float) -> None:
         if not isinstance(learnable, bool):
-            raise TypeError(f"{type(self).__name__}: learnable must be a bool, got {type(learnable).__name__}")
+            raise TypeError(f"{type(self).__name__}: learnable must be a bool, got {type_label(learnable)}")
         self.learnable = learnable
         if learnable:
             if magnitude <= 0.0:

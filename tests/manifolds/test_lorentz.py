@@ -310,10 +310,26 @@ def test_dtype_cast_keeps_a_learnable_curvature_trainable():
     assert torch.isfinite(manifold.k)
 
 
+@pytest.mark.parametrize("cast", ["float", "half"])
+def test_dtype_cast_keeps_the_exact_gradient(cast):
+    manifold = Lorentz(0.3, learnable=True)
+    manifold.raw_k.grad = torch.tensor(0.123456789, dtype=torch.float64)
+    getattr(torch.nn.Sequential(manifold), cast)()
+    assert manifold.raw_k.grad.dtype == torch.float64
+    assert manifold.raw_k.grad.item() == 0.123456789
+
+
+def test_bool_tensors_are_not_curvatures():
+    with pytest.raises(TypeError, match="k must be a real number, got a bool tensor"):
+        Lorentz(torch.tensor(True))
+
+
 def test_numpy_scalars_are_real_numbers():
     np = pytest.importorskip("numpy")
     for value in (np.float32(0.5), np.float64(0.5), np.int64(2)):
         assert Lorentz(value).k.item() == float(value)
+    with pytest.raises(TypeError, match="learnable must be a bool, got numpy.bool"):
+        Lorentz(1.0, learnable=np.bool_(True))
 
 
 @pytest.mark.parametrize("k", [0.0, -1.0, -1e-9])
