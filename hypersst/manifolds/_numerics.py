@@ -73,7 +73,7 @@ class Float64Curvature(nn.Module):
                 self._buffers[name] = value.to(device=tensor.device)
                 continue
             tensor.data = value.to(device=tensor.device)
-            # The cast rounded the gradient as well; optimizers expect it exact and in the parameter's dtype.
+            # The cast rounded the gradient as well, and optimizers expect it exact and in the parameter's dtype.
             tensor.grad = grad.to(device=tensor.device) if grad is not None else None
         return result
 
