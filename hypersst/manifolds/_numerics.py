@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import numbers
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -87,17 +88,22 @@ def type_label(value) -> str:
 def check_real_number(value, name: str, owner: str) -> float:
     """Return ``value`` as a finite Python float or raise.
 
+    A tensor or numpy array with one element counts as its element.
+
     Raises:
-        TypeError: ``value`` is a bool, a non-scalar tensor or not a number.
+        TypeError: ``value`` is a bool, a tensor or array of another size or of bools, or not a number.
         ValueError: ``value`` is NaN or infinite.
     """
     if isinstance(value, bool):
         raise TypeError(f"{owner}: {name} must be a real number, got the bool {value!r}")
+    kind = "a numpy array" if isinstance(value, np.ndarray) else "a tensor"
+    if isinstance(value, np.ndarray):
+        value = torch.from_numpy(np.array(value, copy=True))
     if isinstance(value, Tensor):
         if value.numel() != 1:
-            raise TypeError(f"{owner}: {name} must be a scalar, got a tensor of shape {tuple(value.shape)}")
+            raise TypeError(f"{owner}: {name} must be a scalar, got {kind} of shape {tuple(value.shape)}")
         if value.dtype == torch.bool:
-            raise TypeError(f"{owner}: {name} must be a real number, got a bool tensor")
+            raise TypeError(f"{owner}: {name} must be a real number, got {kind} of bools")
         value = value.item()
     if not isinstance(value, numbers.Real):
         raise TypeError(f"{owner}: {name} must be a real number, got {type_label(value)}")

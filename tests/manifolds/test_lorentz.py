@@ -320,16 +320,22 @@ def test_dtype_cast_keeps_the_exact_gradient(cast):
 
 
 def test_bool_tensors_are_not_curvatures():
-    with pytest.raises(TypeError, match="k must be a real number, got a bool tensor"):
+    with pytest.raises(TypeError, match="k must be a real number, got a tensor of bools"):
         Lorentz(torch.tensor(True))
 
 
-def test_numpy_scalars_are_real_numbers():
+def test_numpy_values_are_real_numbers():
     np = pytest.importorskip("numpy")
     for value in (np.float32(0.5), np.float64(0.5), np.int64(2)):
         assert Lorentz(value).k.item() == float(value)
     with pytest.raises(TypeError, match="learnable must be a bool, got numpy.bool"):
         Lorentz(1.0, learnable=np.bool_(True))
+    assert Lorentz(np.array(0.5)).k.item() == 0.5
+    assert Lorentz(np.array([0.5])).k.item() == 0.5
+    with pytest.raises(TypeError, match=r"k must be a scalar, got a numpy array of shape \(2,\)"):
+        Lorentz(np.array([0.5, 1.0]))
+    with pytest.raises(TypeError, match="k must be a real number, got a numpy array of bools"):
+        Lorentz(np.array(True))
 
 
 @pytest.mark.parametrize("k", [0.0, -1.0, -1e-9])
