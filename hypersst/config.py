@@ -6,12 +6,18 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
-__all__ = ["GRADIENTS", "SAMPLINGS", "STATE_RESETS", "WARMUP_SCOPES", "SSTConfig"]
+__all__ = ["GRADIENTS", "ORDERED_SAMPLINGS", "RANDOM_SAMPLINGS", "SAMPLINGS", "STATE_RESETS", "WARMUP_SCOPES", "SSTConfig"]
 
 STATE_RESETS = ("moments", "restart")
 """Values of :attr:`SSTConfig.state_reset`."""
 
-SAMPLINGS = ("mixed", "proportional", "uniform", "sequential", "top")
+RANDOM_SAMPLINGS = ("mixed", "proportional", "uniform")
+"""Sampling rules that draw triplets at random."""
+
+ORDERED_SAMPLINGS = ("sequential", "top")
+"""Sampling rules that choose triplets without randomness."""
+
+SAMPLINGS = RANDOM_SAMPLINGS + ORDERED_SAMPLINGS
 """Values of :attr:`SSTConfig.sampling`."""
 
 GRADIENTS = ("enhanced", "default")

@@ -282,18 +282,18 @@ def merge_lowrank(model: nn.Module) -> nn.Module:
         return _merge_one("model", model)
 
     merged = []
+    wrappers = []
     for name, module in model.named_modules():
         if isinstance(module, kinds):
             merged.append((module, _merge_one(name, module)))
+        elif isinstance(module, HyperSSTLinear):
+            wrappers.append((module, module.layer))
+    # The wrappers' parents are never factored layers, so one map of the places serves both replacements.
     occurrences = module_occurrences(model)
-    for old, new in merged:
+    for old, new in merged + wrappers:
         replace_module(occurrences, old, new)
     if isinstance(model, HyperSSTLinear):
         return model.layer
-    wrappers = [module for module in model.modules() if isinstance(module, HyperSSTLinear)]
-    occurrences = module_occurrences(model)
-    for wrapper in wrappers:
-        replace_module(occurrences, wrapper, wrapper.layer)
     return model
 
 

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from hypersst._validation import check_sparse_matrix
+from hypersst.config import ORDERED_SAMPLINGS, RANDOM_SAMPLINGS
 
 __all__ = [
     "ORDERED_SAMPLINGS",
@@ -26,13 +27,6 @@ def _check_finite_weights(S: Tensor, name: str) -> None:
             f"{name}: singular values contain NaN or Inf (for example {bad}), so the layer diverged or saw "
             "non-finite inputs. Check the inputs, lower the learning rate or restore the last checkpoint."
         )
-
-
-RANDOM_SAMPLINGS = ("mixed", "proportional", "uniform")
-"""Sampling rules that draw triplets at random; :func:`sampling_probabilities` gives their distribution."""
-
-ORDERED_SAMPLINGS = ("sequential", "top")
-"""Sampling rules that choose triplets without randomness."""
 
 
 def sampling_probabilities(S: Tensor, *, sampling: str = "mixed", name: str = "layer") -> Tensor:
@@ -90,7 +84,7 @@ def sample_active_indices(
     The random rules (``"mixed"``, ``"proportional"``, ``"uniform"``) draw without replacement with the
     probabilities of :func:`sampling_probabilities`. Indices with zero probability are never drawn while at
     least ``rank`` indices have positive probability. With ``"proportional"`` fewer than ``rank`` singular
-    values may be positive; then every positive index is taken and the remaining slots are filled
+    values may be positive. Every positive index is then taken, and the remaining slots are filled
     uniformly at random from the zero-weight indices, so the layer still trains ``rank`` triplets.
 
     The ordered rules ignore ``generator``. ``"top"`` takes the ``rank`` largest singular values, the lower
